@@ -1,0 +1,12 @@
+"""zsmalloc for Python: the kernel's compressed-object allocator and zram, over real memory.
+
+See docs/design.md for the theory of operation.
+"""
+
+from .config import PoolConfig, PROFILES
+from .errors import InvalidHandle, CheckError
+from .sizeclass import SizeClass, size_classes, huge_class_size, class_table
+
+__all__ = ["PoolConfig", "PROFILES", "InvalidHandle", "CheckError", "SizeClass",
+           "size_classes", "huge_class_size", "class_table"]
+__version__ = "0.1.0"
