@@ -6,7 +6,9 @@ See docs/design.md for the theory of operation.
 from .config import PoolConfig, PROFILES
 from .errors import InvalidHandle, CheckError
 from .sizeclass import SizeClass, size_classes, huge_class_size, class_table
+from .pool import Pool
+from .stats import ClassStats
 
 __all__ = ["PoolConfig", "PROFILES", "InvalidHandle", "CheckError", "SizeClass",
-           "size_classes", "huge_class_size", "class_table"]
+           "size_classes", "huge_class_size", "class_table", "Pool", "ClassStats"]
 __version__ = "0.1.0"

@@ -1,0 +1,509 @@
+"""The pool: zs_malloc, zs_free and object access over real frames.
+
+Theory of operation (the kernel's, mm/zsmalloc.c):
+
+* A request of n bytes gets n + 8 (the handle header) rounded up to a *size class*; each
+  class packs objects of its size into *zspages*, chains of 1..chain_size frames chosen so
+  little is wasted (``zsmalloc.sizeclass``). An object may start in one frame and end in the
+  next; such an object is copied in two parts.
+* The first 8 bytes of an allocated object hold its handle (tag bit 0 set); a free object's
+  first 8 bytes hold the index of the next free object, so the free list lives in the frames
+  and allocation pops the last-freed object first. Huge objects (one per frame) have no
+  header: the handle lives in the zspage's row.
+* Every zspage sits on one of its class's *fullness lists*. Allocation takes the head of the
+  fullest non-full list; frees and allocations move a zspage to the head of another list only
+  when its group changes. An empty zspage is freed at once (unless a frame of it is locked by
+  page migration: then it waits for the deferred-free worker, ``zsmalloc.migration``).
+* Compaction (``zsmalloc.compaction``) moves objects from sparse zspages into full ones and
+  frees the emptied zspages.
+
+Lock order (see docs/design.md): 6.18 pool lock -> class lock -> zspage lock; 4.8 zspage
+migrate lock -> class lock -> handle pin. Single-threaded use takes no lock at all.
+
+Hot paths (``malloc``, ``free``, ``read``, ``write``) are written out flat, with the kernel
+step each line mirrors, because a Python call costs as much as the work itself.
+"""
+
+from __future__ import annotations
+
+from .config import PoolConfig, resolve_config
+from .errors import InvalidHandle
+from .frames import FrameArena
+from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, HandleTable, IDX_MASK, PFN_MASK, PFN_SHIFT, ROW_MASK
+from .sizeclass import class_table
+from .zspage import LINK_END, OFF_LIST, ClassState, ZspageTable
+from array import array
+
+NO_ZSPAGE = 0xFFFF_FFFF
+
+
+class Pool:
+    """A zsmalloc pool. Kernel: struct zs_pool, zs_create_pool.
+
+    ``Pool(config)`` or ``Pool(profile=..., chain_size=..., page_size=...)``.
+    """
+
+    def __init__(self, config: PoolConfig | None = None, *, profile=None, chain_size=None,
+                 page_size=None, name: str = "zsmalloc"):
+        cfg = resolve_config(config, profile=profile, chain_size=chain_size, page_size=page_size)
+        self.config = cfg
+        self.name = name
+        self.page_size = P = cfg.page_size
+        self.page_shift = cfg.page_shift
+        self.table = class_table(cfg)
+        self.kernel_48 = cfg.kernel_48
+        # class states, one per distinct class, ascending; _by_request[n] -> state for zs_malloc(n)
+        states = {sc.index: ClassState(sc, P, cfg.kernel_48) for sc in self.table.classes}
+        self.classes: list[ClassState] = [states[sc.index] for sc in self.table.classes]
+        self._by_request: list[ClassState | None] = [None] + [
+            states[self.table.by_request[n].index] for n in range(1, P + 1)]
+        self.arena = FrameArena(P, cfg.chunk_frames)
+        self.arena.on_map = self._on_chunk_map
+        self.zspages = ZspageTable(cfg.chain_size)
+        self.handles = HandleTable()
+        # per-frame columns, indexed by pfn (Kernel: struct page / zpdesc fields)
+        self.frame_zspage = array("I")          # zspage id, NO_ZSPAGE when free
+        self.frame_first_obj = array("H")       # first_obj_offset, stored at init_zspage (4.8 fix)
+        self.pages_allocated = 0
+        self.pages_compacted = 0
+        self._chain = cfg.chain_size
+        self._cs = self.arena.chunk_shift
+        self._cm = cfg.chunk_frames - 1
+        self._wps = self.page_shift - 3          # frame -> word offset shift
+        # page migration / deferred free state (zsmalloc.migration)
+        self.locked_frames: set[int] = set()
+        self.deferred_pending = False
+        self.compaction_in_progress = False
+        self.closed = False
+
+    # ---------------------------------------------------------------------------------
+    # public API
+    # ---------------------------------------------------------------------------------
+
+    def malloc(self, size) -> int:
+        """Allocate an object of ``size`` bytes; returns its handle. Kernel: zs_malloc.
+
+        Raises ValueError for a size that is not an int in 1..page_size and MemoryError when
+        no frame can be had. Cost: O(1) plus, when a new zspage is needed, O(frames).
+        """
+        if type(size) is not int or not 0 < size <= self.page_size:
+            raise ValueError(f"size {size!r} out of range: must be an int in 1..{self.page_size}")
+        cls = self._by_request[size]
+        handles = self.handles
+        hw = handles.words
+        # Kernel: cache_alloc_handle
+        row = handles.free_head
+        if row:
+            w = hw[row]
+            handles.free_head = (w >> 1) & ROW_MASK
+            gen = (w >> GEN_SHIFT) + 1
+            if gen > GEN_MAX:
+                gen = 1
+        else:
+            row = len(hw)
+            hw.append(0)
+            handles.sizes.append(0)
+            gen = 1
+        handle = (gen << HANDLE_GEN_SHIFT) | row
+        zt = self.zspages
+        # Kernel: find_get_zspage, the head of the fullest group allocation may take
+        m = cls.mask & cls.alloc_mask
+        if m:
+            z = cls.heads[m.bit_length() - 1]
+        else:
+            try:
+                z = self._zspage_create(cls)  # Kernel: alloc_zspage (class lock dropped there)
+            except MemoryError:
+                hw[row] = (gen << GEN_SHIFT) | (handles.free_head << 1)
+                handles.free_head = row
+                raise
+        # Kernel: obj_malloc
+        idx = zt.freeobj[z]
+        if cls.huge:
+            pfn = zt.frames[z * self._chain]
+            zt.freeobj[z] = -1
+            zt.huge_handle[z] = (handle << 1) | 1
+        else:
+            off = idx * cls.size
+            pfn = zt.frames[z * self._chain + (off >> self.page_shift)]
+            q = self.arena.qviews[pfn >> self._cs]
+            wi = ((pfn & self._cm) << self._wps) + ((off & (self.page_size - 1)) >> 3)
+            link = q[wi]
+            zt.freeobj[z] = -1 if link == LINK_END else link >> 1
+            q[wi] = (handle << 1) | 1
+        n = zt.inuse[z] + 1
+        zt.inuse[z] = n
+        # Kernel: fix_fullness_group (a new zspage: insert_zspage)
+        g = cls.grp[n]
+        if g != zt.group[z]:
+            self._regroup(cls, z, g)
+        cls.inuse += 1
+        # Kernel: record_obj
+        hw[row] = (gen << GEN_SHIFT) | (pfn << PFN_SHIFT) | (idx << 1) | 1
+        handles.sizes[row] = size - 1
+        handles.live += 1
+        return handle
+
+    def free(self, handle) -> None:
+        """Free an object. Kernel: zs_free.
+
+        Raises InvalidHandle (a ValueError) for a handle that is not live; nothing changes.
+        Frees the zspage when it becomes empty. Cost: O(1) plus O(frames) for a zspage free.
+        """
+        handles = self.handles
+        hw = handles.words
+        try:
+            row = handle & ROW_MASK
+            w = hw[row]
+            ok = (w & 1) and (w >> GEN_SHIFT) == (handle >> HANDLE_GEN_SHIFT)
+        except (TypeError, IndexError):
+            ok = False
+        if not ok:
+            raise InvalidHandle(f"handle {handle!r} is not a live handle of this pool")
+        pfn = (w >> PFN_SHIFT) & PFN_MASK
+        idx = (w >> 1) & IDX_MASK
+        zt = self.zspages
+        z = self.frame_zspage[pfn]
+        cls = zt.cls[z]
+        cls.inuse -= 1
+        # Kernel: obj_free, push onto the head of the zspage's free list
+        if cls.huge:
+            zt.huge_handle[z] = 0
+        else:
+            fo = zt.freeobj[z]
+            q = self.arena.qviews[pfn >> self._cs]
+            q[((pfn & self._cm) << self._wps) + (((idx * cls.size) & (self.page_size - 1)) >> 3)] = \
+                LINK_END if fo < 0 else fo << 1
+        zt.freeobj[z] = idx
+        n = zt.inuse[z] - 1
+        zt.inuse[z] = n
+        g = cls.grp[n]
+        if g != zt.group[z]:
+            self._regroup(cls, z, g)
+        if n == 0:
+            self._free_zspage(cls, z)
+        # Kernel: cache_free_handle
+        hw[row] = (w >> GEN_SHIFT << GEN_SHIFT) | (handles.free_head << 1)
+        handles.free_head = row
+        handles.live -= 1
+
+    def write(self, handle, data) -> None:
+        """Copy ``data`` into the object. Kernel: zs_obj_write.
+
+        ``len(data)`` must not exceed the size given to malloc (ValueError otherwise, nothing
+        written). An object spanning two frames is written in two parts.
+        """
+        hw = self.handles.words
+        try:
+            row = handle & ROW_MASK
+            w = hw[row]
+            ok = (w & 1) and (w >> GEN_SHIFT) == (handle >> HANDLE_GEN_SHIFT)
+        except (TypeError, IndexError):
+            ok = False
+        if not ok:
+            raise InvalidHandle(f"handle {handle!r} is not a live handle of this pool")
+        n = len(data)
+        if n > self.handles.sizes[row] + 1:
+            raise ValueError(f"write of {n} bytes to handle {handle} exceeds its allocation of "
+                             f"{self.handles.sizes[row] + 1} bytes")
+        pfn = (w >> PFN_SHIFT) & PFN_MASK
+        zt = self.zspages
+        z = self.frame_zspage[pfn]
+        cls = zt.cls[z]
+        off = ((w >> 1) & IDX_MASK) * cls.size
+        P = self.page_size
+        ioff = (off & (P - 1)) + cls.hdr
+        base = (pfn & self._cm) << self.page_shift
+        mm = self.arena.chunks[pfn >> self._cs]
+        a = base + ioff
+        if ioff + n <= P:
+            mm[a:a + n] = data
+        else:
+            # Kernel: the two memcpy_to_page calls of zs_obj_write for a spanning object
+            first = P - ioff
+            mv = memoryview(data)
+            mm[a:base + P] = mv[:first]
+            nxt = zt.frames[z * self._chain + (off >> self.page_shift) + 1]
+            b = (nxt & self._cm) << self.page_shift
+            self.arena.chunks[nxt >> self._cs][b:b + n - first] = mv[first:]
+
+    def read(self, handle, length=None) -> bytes:
+        """Copy ``length`` bytes (default: the size given to malloc) out of the object.
+
+        Kernel: zs_obj_read_begin / zs_obj_read_end (a spanning object is copied into a local
+        buffer, as the kernel does).
+        """
+        hw = self.handles.words
+        try:
+            row = handle & ROW_MASK
+            w = hw[row]
+            ok = (w & 1) and (w >> GEN_SHIFT) == (handle >> HANDLE_GEN_SHIFT)
+        except (TypeError, IndexError):
+            ok = False
+        if not ok:
+            raise InvalidHandle(f"handle {handle!r} is not a live handle of this pool")
+        cap = self.handles.sizes[row] + 1
+        if length is None:
+            length = cap
+        elif type(length) is not int or not 0 <= length <= cap:
+            raise ValueError(f"read length {length!r} out of range 0..{cap} for handle {handle}")
+        pfn = (w >> PFN_SHIFT) & PFN_MASK
+        zt = self.zspages
+        z = self.frame_zspage[pfn]
+        cls = zt.cls[z]
+        off = ((w >> 1) & IDX_MASK) * cls.size
+        P = self.page_size
+        ioff = (off & (P - 1)) + cls.hdr
+        base = (pfn & self._cm) << self.page_shift
+        mm = self.arena.chunks[pfn >> self._cs]
+        a = base + ioff
+        if ioff + length <= P:
+            return mm[a:a + length]
+        first = P - ioff
+        nxt = zt.frames[z * self._chain + (off >> self.page_shift) + 1]
+        b = (nxt & self._cm) << self.page_shift
+        return mm[a:base + P] + self.arena.chunks[nxt >> self._cs][b:b + length - first]
+
+    def size_of(self, handle) -> int:
+        """The size given to malloc for a live handle."""
+        w = self.handles.lookup(handle)
+        del w
+        return self.handles.sizes[handle & ROW_MASK] + 1
+
+    def class_of(self, handle):
+        """The SizeClass holding a live handle's object."""
+        w = self.handles.lookup(handle)
+        return self.zspages.cls[self.frame_zspage[(w >> PFN_SHIFT) & PFN_MASK]].sc
+
+    @property
+    def total_pages(self) -> int:
+        """Frames held by zspages. Kernel: zs_get_total_pages."""
+        return self.pages_allocated
+
+    @property
+    def objects(self) -> int:
+        """Live objects (handles)."""
+        return self.handles.live
+
+    def compact(self) -> int:
+        """Move objects out of sparse zspages and free them; returns pages freed by this call.
+
+        Kernel: zs_compact (6.4 algorithm for 6.18, the 4.8 one for linux-4.8; 4.8 itself
+        returned the cumulative count, we return this call's as 5.12+ does).
+        """
+        from .compaction import zs_compact
+        return zs_compact(self)
+
+    def can_compact(self) -> int:
+        """Pages compaction could free. Kernel: zs_shrinker_count (sum of zs_can_compact)."""
+        from .compaction import zs_can_compact
+        return sum(zs_can_compact(c) for c in self.classes)
+
+    def class_stats(self):
+        """One row per distinct class, the debugfs 'classes' columns. See zsmalloc.stats."""
+        from .stats import class_stats
+        return class_stats(self)
+
+    def format_classes(self) -> str:
+        """The class table as the kernel's debugfs 'classes' file prints it."""
+        from .stats import format_classes
+        return format_classes(self)
+
+    def check(self) -> None:
+        """Verify every invariant; raises CheckError naming the broken one. See zsmalloc.check."""
+        from .check import check_pool
+        check_pool(self)
+
+    def flush(self) -> None:
+        """Return freed frames to the OS now rather than in the next batch."""
+        self.arena.flush()
+
+    def metadata_bytes(self) -> dict:
+        """Bytes of Python-side metadata by structure (container payloads, measured)."""
+        from .stats import metadata_bytes
+        return metadata_bytes(self)
+
+    def close(self) -> None:
+        """Release all memory. Kernel: zs_destroy_pool. The pool is unusable afterwards."""
+        self.arena.close()
+        self.closed = True
+
+    def __repr__(self):
+        return (f"<Pool {self.config.profile} chain={self.config.chain_size} "
+                f"page_size={self.page_size} objects={self.objects} pages={self.pages_allocated}>")
+
+    # ---------------------------------------------------------------------------------
+    # lock hooks: no-ops single-threaded; zsmalloc.locking replaces them for threads
+    # ---------------------------------------------------------------------------------
+
+    def zspage_write_trylock(self, z: int) -> bool:
+        """Kernel: zspage_write_trylock (fails while a reader maps the zspage)."""
+        return True
+
+    def zspage_write_unlock(self, z: int) -> None:
+        pass
+
+    def pool_lock_contended(self) -> bool:
+        """Kernel: rwlock_is_contended(&pool->lock), checked by compaction."""
+        return False
+
+    def compaction_yield(self, cls) -> None:
+        """Kernel: the unlock / cond_resched / relock step inside __zs_compact."""
+
+    def handle_pinned(self, handle: int) -> bool:
+        """4.8: is the handle pinned by a mapper (trypin_tag would fail)?"""
+        return False
+
+    # ---------------------------------------------------------------------------------
+    # zspage life cycle
+    # ---------------------------------------------------------------------------------
+
+    def _on_chunk_map(self, first_pfn: int, n: int) -> None:
+        need = first_pfn + n - len(self.frame_zspage)
+        if need > 0:
+            self.frame_zspage.extend(array("I", [NO_ZSPAGE]) * need)
+            self.frame_first_obj.extend(array("H", bytes(2 * need)))
+
+    def _zspage_create(self, cls: ClassState) -> int:
+        """A new zspage with its free list built. Kernel: alloc_zspage + init_zspage.
+
+        Adds ppz to pages_allocated and objs to the class's ZS_OBJS_ALLOCATED, as zs_malloc
+        does right after. Not on any list yet.
+        """
+        arena = self.arena
+        pfns = []
+        try:
+            for _ in range(cls.ppz):
+                pfns.append(arena.alloc())
+        except (OSError, MemoryError) as e:
+            for p in pfns:
+                arena.free(p)
+            raise MemoryError(f"no frame for a new zspage of class {cls.size}: {e}") from e
+        zt = self.zspages
+        z = zt.new(cls)
+        base = z * self._chain
+        P, size = self.page_size, cls.size
+        qviews, cs, cm, wps = arena.qviews, self._cs, self._cm, self._wps
+        for k, pfn in enumerate(pfns):
+            zt.frames[base + k] = pfn
+            self.frame_zspage[pfn] = z
+            self.frame_first_obj[pfn] = (-k * P) % size
+            plan = cls.link_plan[k]
+            if plan is not None:
+                w0, step, vals = plan
+                start = ((pfn & cm) << wps) + w0
+                qviews[pfn >> cs][start:start + step * (len(vals) - 1) + 1:step] = vals
+        if cls.huge:
+            zt.huge_handle[z] = 0
+        self.pages_allocated += cls.ppz
+        cls.allocated += cls.objs
+        return z
+
+    def _regroup(self, cls: ClassState, z: int, g: int) -> None:
+        """Move z to the head of group g. Kernel: fix_fullness_group.
+
+        An isolated zspage (off every list: compaction or 4.8 migration holds it) only has its
+        recorded group updated, as in the kernel.
+        """
+        zt = self.zspages
+        if zt.prev[z] != OFF_LIST:
+            zt.remove(cls, z)
+            zt.insert(cls, z, g, self.kernel_48)
+        elif zt.group[z] == -1:
+            zt.insert(cls, z, g, self.kernel_48)   # new zspage: Kernel: insert_zspage in zs_malloc
+        else:
+            zt.group[z] = g
+
+    def _free_zspage(self, cls: ClassState, z: int) -> bool:
+        """Free an empty zspage now, or leave it for the deferred worker. Kernel: free_zspage.
+
+        Returns True when freed now. It stays (on the empty list, still counted) when a frame of
+        it is locked by page migration (6.18 trylock_zspage fails) or, in 4.8, while it is
+        isolated (zs_page_putback frees it later).
+        """
+        zt = self.zspages
+        if zt.isolated[z]:
+            return False   # 4.8: isolated for migration; putback schedules the free
+        if self.locked_frames:
+            base = z * self._chain
+            for k in range(cls.ppz):
+                if zt.frames[base + k] in self.locked_frames:
+                    self.deferred_pending = True   # Kernel: kick_deferred_free
+                    return False
+        if zt.prev[z] != OFF_LIST:
+            zt.remove(cls, z)
+        self._zspage_release(cls, z)
+        return True
+
+    def _zspage_release(self, cls: ClassState, z: int) -> None:
+        """Give the frames back and forget the zspage. Kernel: __free_zspage."""
+        zt = self.zspages
+        base = z * self._chain
+        arena = self.arena
+        for k in range(cls.ppz):
+            pfn = zt.frames[base + k]
+            self.frame_zspage[pfn] = NO_ZSPAGE
+            arena.free(pfn)
+        self.pages_allocated -= cls.ppz
+        cls.allocated -= cls.objs
+        zt.release(z)
+
+    # ---------------------------------------------------------------------------------
+    # object location helpers (cold paths: compaction, migration, check)
+    # ---------------------------------------------------------------------------------
+
+    def _obj_frame(self, z: int, cls: ClassState, idx: int) -> tuple[int, int]:
+        """(pfn, offset in frame) of object idx of zspage z."""
+        off = idx * cls.size
+        return self.zspages.frames[z * self._chain + (off >> self.page_shift)], off & (self.page_size - 1)
+
+    def _word_at(self, pfn: int, ioff: int) -> int:
+        return self.arena.qviews[pfn >> self._cs][((pfn & self._cm) << self._wps) + (ioff >> 3)]
+
+    def _set_word_at(self, pfn: int, ioff: int, value: int) -> None:
+        self.arena.qviews[pfn >> self._cs][((pfn & self._cm) << self._wps) + (ioff >> 3)] = value
+
+    def _obj_read_raw(self, z: int, cls: ClassState, idx: int) -> bytes:
+        """All ``cls.size`` bytes of an object slot (header included), across frames."""
+        P = self.page_size
+        off = idx * cls.size
+        k = off >> self.page_shift
+        ioff = off & (P - 1)
+        n = cls.size if cls.size <= P else P
+        pfn = self.zspages.frames[z * self._chain + k]
+        a = ((pfn & self._cm) << self.page_shift) + ioff
+        mm = self.arena.chunks[pfn >> self._cs]
+        if ioff + n <= P:
+            return mm[a:a + n]
+        first = P - ioff
+        nxt = self.zspages.frames[z * self._chain + k + 1]
+        b = (nxt & self._cm) << self.page_shift
+        return mm[a:a + first] + self.arena.chunks[nxt >> self._cs][b:b + n - first]
+
+    def _obj_write_raw(self, z: int, cls: ClassState, idx: int, data: bytes) -> None:
+        P = self.page_size
+        off = idx * cls.size
+        k = off >> self.page_shift
+        ioff = off & (P - 1)
+        n = len(data)
+        pfn = self.zspages.frames[z * self._chain + k]
+        a = ((pfn & self._cm) << self.page_shift) + ioff
+        mm = self.arena.chunks[pfn >> self._cs]
+        if ioff + n <= P:
+            mm[a:a + n] = data
+            return
+        first = P - ioff
+        mm[a:a + first] = data[:first]
+        nxt = self.zspages.frames[z * self._chain + k + 1]
+        b = (nxt & self._cm) << self.page_shift
+        self.arena.chunks[nxt >> self._cs][b:b + n - first] = data[first:]
+
+    def _obj_handle(self, z: int, cls: ClassState, idx: int) -> int:
+        """Handle of object idx if allocated, else 0. Kernel: obj_allocated."""
+        zt = self.zspages
+        if cls.huge:
+            hh = zt.huge_handle[z]
+            return hh >> 1 if hh & 1 else 0
+        pfn, ioff = self._obj_frame(z, cls, idx)
+        head = self._word_at(pfn, ioff)
+        return head >> 1 if head & 1 else 0
