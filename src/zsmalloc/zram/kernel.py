@@ -155,6 +155,7 @@ class KernelZram:
         self.lock_path = f"/tmp/{device}.lock"
         self._lock_fd = -1
         self._fd = -1
+        self._configured = False     # we reset it once: reset it again on the way out
         self._buf = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -165,6 +166,7 @@ class KernelZram:
             if reason is not None:
                 raise KernelZramUnavailable(reason)
             self._reset()
+            self._configured = True
             algos = self._read_attr("comp_algorithm").replace("[", " ").replace("]", " ").split()
             if self.comp_algorithm not in algos:
                 raise ValueError(f"comp_algorithm {self.comp_algorithm!r} not offered by "
@@ -208,8 +210,10 @@ class KernelZram:
             if self._fd >= 0:
                 fd, self._fd = self._fd, -1
                 os.close(fd)
-            if self._lock_fd >= 0 and _unavailable_reason(self.device) is None:
-                self._reset()
+            if self._configured:
+                self._configured = False
+                if _unavailable_reason(self.device) is None:
+                    self._reset()
         except BaseException as e:          # keep going: the lock must be released
             err = e
         finally:
@@ -285,7 +289,7 @@ class KernelZram:
         try:
             n = os.pwrite(self._fd, buf, index * PAGE_SIZE)
         except OSError as e:
-            if e.errno in (errno.EIO, errno.ENOMEM, errno.ENOSPC):
+            if e.errno in (errno.EIO, errno.ENOMEM):
                 raise MemoryError(f"{self.device} refused write to page {index} "
                                   f"({errno.errorcode.get(e.errno, e.errno)}; "
                                   f"mem_limit reached?)") from e

@@ -112,15 +112,30 @@ def _copy(param, rng, page_size: int) -> bytes:
 
 _BUILDERS = {"tail": _tail, "head": _head, "copy": _copy}
 
-# (page_size, comp_len) -> (family, param); found with a fixed reference random stream.
+# (page_size, comp_len) -> (family, param); found with a fixed reference random block.
 _plan_cache: dict = {}
 _range_cache: dict = {}
-_ref_rng_seed = 0x5EED_2AA
+_ref_blocks: dict = {}
+
+
+class _RefRng:
+    """Stands in for an rng while planning: always the same bytes, so plans are reproducible
+    and independent of the caller's random stream."""
+
+    __slots__ = ("block",)
+
+    def __init__(self, block: bytes):
+        self.block = block
+
+    def randbytes(self, n: int) -> bytes:
+        return self.block[:n]
 
 
 def _ref_len(family: str, param, page_size: int) -> int:
-    # Same seed every time: the plan must not depend on the caller's random stream.
-    return lz4_len(_BUILDERS[family](param, _random.Random(_ref_rng_seed), page_size))
+    ref = _ref_blocks.get(page_size)
+    if ref is None:
+        ref = _ref_blocks[page_size] = _RefRng(_random.Random(0x5EED2AA).randbytes(page_size))
+    return lz4_len(_BUILDERS[family](param, ref, page_size))
 
 
 def comp_len_range(page_size: int = 4096) -> tuple:

@@ -1,0 +1,318 @@
+"""The zram device: a compressed RAM disk of whole pages over a zsmalloc Pool.
+
+Kernel: drivers/block/zram/zram_drv.c (6.18). Each page-sized slot of the disk is empty,
+same-filled (all 8-byte words equal: the word is kept in the slot, nothing allocated), huge
+(compresses to at least ``huge_class_size``: stored raw in a whole-page object) or a
+compressed object in the pool.
+
+The write path follows 6.18 exactly (spec §10.3, after "zram: fix slot write race
+condition"): compress, allocate the new object, raise ``mem_used_max`` to the pool's pages,
+refuse the write if over ``mem_limit`` (freeing the new object; the old data stays), then free
+the old slot and install the new one. So an overwrite allocates before it frees, and the
+maximum is sampled in between, as in the kernel.
+
+Slot table: two ``array('Q')`` columns, 16 bytes a slot like the kernel's
+(``handle`` = pool handle or fill word; ``flags`` = object size in the low PAGE_SHIFT+1 bits,
+flag bits above).
+
+Locks (threads): slot lock (kernel ZRAM_ENTRY_LOCK) is taken after compression and around
+the free-old / install-new step; see zsmalloc.locking. Single-threaded use takes none.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+from ..config import PoolConfig, resolve_config
+from ..pool import Pool
+from ..sizeclass import huge_class_size as _huge_class_size
+from .codecs import make_codec
+
+
+@dataclass(frozen=True)
+class MmStat:
+    """/sys/block/zramN/mm_stat, fields in kernel order; ``str()`` is the sysfs line."""
+
+    orig_data_size: int
+    compr_data_size: int
+    mem_used_total: int
+    mem_limit: int
+    mem_used_max: int
+    same_pages: int
+    pages_compacted: int
+    huge_pages: int
+    huge_pages_since: int
+
+    def __str__(self):
+        return "%8d %8d %8d %8d %8d %8d %8d %8d %8d\n" % tuple(self)
+
+    def __iter__(self):
+        return iter((self.orig_data_size, self.compr_data_size, self.mem_used_total,
+                     self.mem_limit, self.mem_used_max, self.same_pages, self.pages_compacted,
+                     self.huge_pages, self.huge_pages_since))
+
+    def as_tuple(self) -> tuple:
+        return tuple(self)
+
+    FIELDS = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
+              "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
+
+
+@dataclass(frozen=True)
+class IoStat:
+    """/sys/block/zramN/io_stat: failed_reads failed_writes 0 notify_free."""
+
+    failed_reads: int
+    failed_writes: int
+    notify_free: int
+
+    def __str__(self):
+        return "%8d %8d %8d %8d\n" % (self.failed_reads, self.failed_writes, 0, self.notify_free)
+
+    def as_tuple(self) -> tuple:
+        return (self.failed_reads, self.failed_writes, 0, self.notify_free)
+
+
+@dataclass(frozen=True)
+class DebugStat:
+    """/sys/block/zramN/debug_stat."""
+
+    miss_free: int
+
+    def __str__(self):
+        return "version: %d\n%8d %8d\n" % (1, 0, self.miss_free)
+
+
+class Zram:
+    """A zram device of ``disksize`` bytes (rounded up to whole pages).
+
+    ``Zram(disksize, comp_algorithm="lz4", config=None, level=None)``. ``config`` picks the
+    pool's profile, chain size and page size; the page size is also the device's.
+    """
+
+    def __init__(self, disksize, comp_algorithm: str = "lz4", config: PoolConfig | None = None,
+                 *, level: int | None = None, profile=None, chain_size=None, page_size=None):
+        cfg = resolve_config(config, profile=profile, chain_size=chain_size, page_size=page_size)
+        if type(disksize) is not int or disksize <= 0:
+            raise ValueError(f"disksize {disksize!r} must be a positive int (bytes)")
+        self.config = cfg
+        self.page_size = P = cfg.page_size
+        self.page_shift = cfg.page_shift
+        self.disksize = -(-disksize // P) * P          # Kernel: PAGE_ALIGN(memparse(v))
+        self.nr_pages = self.disksize // P
+        self.codec = make_codec(comp_algorithm, level)
+        self.comp_algorithm = comp_algorithm
+        # 4.8's zram used max_zpage_size = PAGE_SIZE/4*3 (pages above it stored raw);
+        # 4.17+ use zs_huge_class_size() (>= it is huge).
+        if cfg.kernel_48:
+            self.huge_threshold = P // 4 * 3 + 1
+        else:
+            self.huge_threshold = _huge_class_size(cfg)
+        self._size_bits = self.page_shift + 1
+        self._size_mask = (1 << self._size_bits) - 1
+        self.F_SAME = 1 << self._size_bits               # Kernel: ZRAM_SAME
+        self.F_HUGE = 1 << (self._size_bits + 2)         # Kernel: ZRAM_HUGE
+        self._buf = bytearray(2 * P)                     # Kernel: per-CPU zstrm->buffer
+        self._words = P // 8
+        self._init_state()
+
+    def _init_state(self) -> None:
+        n = self.nr_pages
+        self.pool = Pool(self.config, name="zram")
+        self.slot_handle = array("Q", bytes(8 * n))
+        self.slot_flags = array("Q", bytes(8 * n))
+        self.pages_stored = 0
+        self.compr_data_size = 0
+        self.same_pages = 0
+        self.huge_pages = 0
+        self.huge_pages_since = 0
+        self.max_used_pages = 0
+        self.limit_pages = 0
+        self.failed_reads = 0
+        self.failed_writes = 0
+        self.notify_free = 0
+        self.miss_free = 0
+        self.num_reads = 0
+        self.num_writes = 0
+
+    # -- validation --------------------------------------------------------------------
+
+    def _check_index(self, index) -> None:
+        if type(index) is not int or not 0 <= index < self.nr_pages:
+            raise ValueError(f"index {index!r} out of range: the disk has pages 0..{self.nr_pages - 1}")
+
+    # -- write -------------------------------------------------------------------------
+
+    def write(self, index, page) -> None:
+        """Store one whole page at ``index``. Kernel: zram_write_page.
+
+        ValueError for a bad index or a page of the wrong length; MemoryError when the write
+        would go over ``mem_limit`` (old data kept, counted in failed_writes, as the kernel's
+        -ENOMEM that userspace sees as EIO).
+        """
+        if type(index) is not int or not 0 <= index < self.nr_pages:
+            self._check_index(index)
+        P = self.page_size
+        if len(page) != P:
+            raise ValueError(f"page for index {index} is {len(page)} bytes, must be {P}")
+        self.num_writes += 1
+        # Kernel: page_same_filled (word 0 against the last word first, then all)
+        w0 = page[:8]
+        if w0 == page[P - 8:] and w0 * self._words == page:
+            self._free_slot(index)
+            self.slot_handle[index] = int.from_bytes(w0, "little")
+            self.slot_flags[index] = self.F_SAME
+            self.same_pages += 1
+            self.pages_stored += 1
+            return
+        buf = self._buf
+        try:
+            comp_len = self.codec.compress_into(page, buf)
+        except Exception as e:   # Kernel: a compression error fails the write, old data stays
+            self.failed_writes += 1
+            raise OSError(f"compression of page {index} failed: {e}") from e
+        pool = self.pool
+        huge = comp_len >= self.huge_threshold
+        if huge:
+            h = pool.malloc(P)
+        else:
+            h = pool.malloc(comp_len)
+        # Kernel: zram_can_store_page
+        total = pool.pages_allocated
+        if total > self.max_used_pages:
+            self.max_used_pages = total
+        if self.limit_pages and total > self.limit_pages:
+            pool.free(h)
+            self.failed_writes += 1
+            raise MemoryError(f"write of page {index} refused: pool would use {total} pages, "
+                              f"over mem_limit of {self.limit_pages} pages")
+        if huge:
+            pool.write(h, page)
+            self._free_slot(index)
+            self.slot_handle[index] = h
+            self.slot_flags[index] = self.F_HUGE | P
+            self.compr_data_size += P
+            self.huge_pages += 1
+            self.huge_pages_since += 1
+        else:
+            pool.write(h, memoryview(buf)[:comp_len])
+            self._free_slot(index)
+            self.slot_handle[index] = h
+            self.slot_flags[index] = comp_len
+            self.compr_data_size += comp_len
+        self.pages_stored += 1
+
+    def _free_slot(self, index: int) -> bool:
+        """Empty a slot, updating the counters. Kernel: zram_free_page. True if it held data."""
+        flags = self.slot_flags[index]
+        if flags & self.F_SAME:
+            self.same_pages -= 1
+        else:
+            h = self.slot_handle[index]
+            if not h:
+                return False
+            if flags & self.F_HUGE:
+                self.huge_pages -= 1
+            self.pool.free(h)
+            self.compr_data_size -= flags & self._size_mask
+        self.pages_stored -= 1
+        self.slot_handle[index] = 0
+        self.slot_flags[index] = 0
+        return True
+
+    # -- read --------------------------------------------------------------------------
+
+    def read(self, index) -> bytes:
+        """The page at ``index``; zeros if never written or discarded. Kernel: zram_read_page."""
+        if type(index) is not int or not 0 <= index < self.nr_pages:
+            self._check_index(index)
+        self.num_reads += 1
+        flags = self.slot_flags[index]
+        h = self.slot_handle[index]
+        if flags & self.F_SAME or not h:
+            return h.to_bytes(8, "little") * self._words
+        if flags & self.F_HUGE:
+            return self.pool.read(h, self.page_size)
+        size = flags & self._size_mask
+        try:
+            return self.codec.decompress(self.pool.read(h, size), self.page_size)
+        except Exception as e:
+            self.failed_reads += 1
+            raise OSError(f"decompression of page {index} failed: {e}") from e
+
+    # -- other operations ---------------------------------------------------------------
+
+    def discard(self, index, count: int = 1) -> None:
+        """Discard whole pages ``index .. index+count-1``. Kernel: zram_bio_discard.
+
+        Counts ``notify_free`` once per page, even for empty slots, as the kernel does.
+        """
+        self._check_index(index)
+        if type(count) is not int or count < 1 or index + count > self.nr_pages:
+            raise ValueError(f"discard count {count!r} from index {index} runs past the disk "
+                             f"({self.nr_pages} pages)")
+        for i in range(index, index + count):
+            self._free_slot(i)
+            self.notify_free += 1
+
+    def slot_free_notify(self, index) -> None:
+        """Swap's slot-free hint. Kernel: zram_slot_free_notify (never misses here)."""
+        self._check_index(index)
+        self.notify_free += 1
+        self._free_slot(index)
+
+    def compact(self) -> int:
+        """Compact the pool. Kernel: compact_store -> zs_compact. Returns pages freed."""
+        return self.pool.compact()
+
+    @property
+    def mem_limit(self) -> int:
+        return self.limit_pages * self.page_size
+
+    @mem_limit.setter
+    def mem_limit(self, nbytes) -> None:
+        """Kernel: mem_limit_store (PAGE_ALIGN; 0 = no limit; lowering it frees nothing)."""
+        if type(nbytes) is not int or nbytes < 0:
+            raise ValueError(f"mem_limit {nbytes!r} must be a non-negative int (bytes)")
+        self.limit_pages = -(-nbytes // self.page_size)
+
+    def reset_mem_used_max(self) -> None:
+        """Kernel: mem_used_max_store("0"): reset to the current total."""
+        self.max_used_pages = self.pool.pages_allocated
+
+    def reset(self) -> None:
+        """Free every slot and zero every statistic; the device stays usable.
+
+        Kernel: reset_store (+ disksize_store with the same size): limit 0, slots freed,
+        pool destroyed and recreated, stats memset to 0.
+        """
+        self.pool.close()
+        self._init_state()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- statistics --------------------------------------------------------------------
+
+    def mm_stat(self) -> MmStat:
+        """Kernel: mm_stat_show."""
+        P = self.page_size
+        return MmStat(self.pages_stored * P, self.compr_data_size, self.pool.pages_allocated * P,
+                      self.limit_pages * P, self.max_used_pages * P, self.same_pages,
+                      self.pool.pages_compacted, self.huge_pages, self.huge_pages_since)
+
+    def io_stat(self) -> IoStat:
+        """Kernel: io_stat_show."""
+        return IoStat(self.failed_reads, self.failed_writes, self.notify_free)
+
+    def debug_stat(self) -> DebugStat:
+        """Kernel: debug_stat_show."""
+        return DebugStat(self.miss_free)
+
+    def slot_table_bytes(self) -> int:
+        return self.slot_handle.itemsize * len(self.slot_handle) + \
+            self.slot_flags.itemsize * len(self.slot_flags)
+
+    def __repr__(self):
+        return f"<Zram {self.disksize} bytes, {self.comp_algorithm}, {self.pool!r}>"
