@@ -341,6 +341,10 @@ def test_zblock_type_choice_is_strictly_smaller_than_slot():
     p = ZblockPool()
     assert p.block_type(119) == 0 and p.block_type(120) == 1    # size == slot -> next type
     assert p.block_type(1) == 0 and p.block_type(4096) == 28
+    for i, d in enumerate(p.table):                              # every boundary
+        if d.slot_size <= p.max_size:
+            assert p.block_type(d.slot_size - 1) == i
+            assert p.block_type(d.slot_size) == i + 1
     assert p.max_size == 4096
     v = ZblockPool(variant="vmalloc")
     assert v.max_size == 4079                    # last slot 4080; the kernel lets 4080

@@ -17,7 +17,7 @@ list head, else a new page. Requests above ``PAGE_SIZE - 2*CHUNK_SIZE`` (3968 by
 
 from __future__ import annotations
 
-from .base import CheckError, InvalidHandle, PeerAllocator, check_page_size
+from .base import CheckError, PeerAllocator, check_page_size
 
 #: chunks per page = 2**NCHUNKS_ORDER; the header (41 bytes on 64-bit) takes chunk 0
 NCHUNKS_ORDER = 6
