@@ -33,8 +33,10 @@ from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, HandleTable, IDX_MASK
 from .sizeclass import class_table
 from .zspage import LINK_END, OFF_LIST, ClassState, ZspageTable
 from array import array
+from contextlib import nullcontext
 
 NO_ZSPAGE = 0xFFFF_FFFF
+_NULL = nullcontext()
 
 
 class Pool:
@@ -71,8 +73,11 @@ class Pool:
         self._cm = cfg.chunk_frames - 1
         self._wps = self.page_shift - 3          # frame -> word offset shift
         # page migration / deferred free state (zsmalloc.migration)
-        self.locked_frames: set[int] = set()
-        self.deferred_pending = False
+        self.locked_frames: set[int] = set()      # 6.18: frames whose page lock is held
+        self.isolated_frames: set[int] = set()    # 4.8: frames isolated for migration
+        self.pinned: dict[int, int] = {}          # 4.8: handle -> pin count (zs_map_object)
+        self.deferred_pending = False             # free_work has been kicked and not run
+        self.free_worker = None                   # a FreeWorker thread, if started
         self.compaction_in_progress = False
         self.closed = False
 
@@ -352,7 +357,108 @@ class Pool:
 
     def handle_pinned(self, handle: int) -> bool:
         """4.8: is the handle pinned by a mapper (trypin_tag would fail)?"""
-        return False
+        return handle in self.pinned
+
+    def pool_write_locked(self):
+        """Kernel: write_lock(&pool->lock). A no-op context single-threaded."""
+        return _NULL
+
+    def pool_read_locked(self):
+        return _NULL
+
+    def class_locked(self, cls):
+        """Kernel: spin_lock(&class->lock)."""
+        return _NULL
+
+    def zspage_migrate_write_locked(self, z: int):
+        """Kernel (4.8): migrate_write_lock(zspage)."""
+        return _NULL
+
+    # ---------------------------------------------------------------------------------
+    # page migration and deferred free (zsmalloc.migration)
+    # ---------------------------------------------------------------------------------
+
+    def used_pfns(self) -> list:
+        """Every frame held by a zspage, ascending."""
+        from .migration import used_pfns
+        return used_pfns(self)
+
+    def migrate_page(self, pfn: int, target: int | None = None) -> int:
+        """Move one frame of a zspage to another frame; returns the new pfn.
+
+        Kernel: zs_page_migrate (4.8: with isolate/putback). See zsmalloc.migration.
+        """
+        from .migration import migrate_page
+        return migrate_page(self, pfn, target)
+
+    def isolate_page(self, pfn: int) -> bool:
+        """4.8: take a frame's zspage off its list for migration. Kernel: zs_page_isolate."""
+        from .migration import isolate_page
+        if not self.kernel_48:
+            raise ValueError("isolate_page is the linux-4.8 protocol; 6.18 does not isolate")
+        return isolate_page(self, pfn)
+
+    def putback_page(self, pfn: int) -> None:
+        """4.8: undo isolate_page after a failed migration. Kernel: zs_page_putback."""
+        from .migration import putback_page
+        putback_page(self, pfn)
+
+    def migrate_isolated(self, pfn: int, target: int | None = None) -> int:
+        """4.8: migrate a frame isolate_page took. Kernel: zs_page_migrate (4.8)."""
+        from .migration import migrate_isolated_48
+        return migrate_isolated_48(self, pfn, target)
+
+    def lock_frame(self, pfn: int) -> None:
+        """Hold a frame's page lock, as the migration core does while it migrates it.
+
+        While held, a zspage emptied by zs_free cannot be freed (trylock_zspage fails): it
+        waits on its class's empty list for free_work.
+        """
+        from .migration import _frame_owner
+        _frame_owner(self, pfn)
+        if pfn in self.locked_frames:
+            raise ValueError(f"frame {pfn} is already locked")
+        self.locked_frames.add(pfn)
+
+    def unlock_frame(self, pfn: int) -> None:
+        if pfn not in self.locked_frames:
+            raise ValueError(f"frame {pfn} is not locked")
+        self.locked_frames.discard(pfn)
+
+    def pin_handle(self, handle) -> None:
+        """4.8: pin a handle as zs_map_object does (migration then gets -EAGAIN)."""
+        self.handles.lookup(handle)
+        self.pinned[handle] = self.pinned.get(handle, 0) + 1
+
+    def unpin_handle(self, handle) -> None:
+        n = self.pinned.get(handle)
+        if not n:
+            raise ValueError(f"handle {handle!r} is not pinned")
+        if n == 1:
+            del self.pinned[handle]
+        else:
+            self.pinned[handle] = n - 1
+
+    def kick_deferred_free(self) -> None:
+        """Kernel: kick_deferred_free (schedule_work(&pool->free_work))."""
+        self.deferred_pending = True
+        if self.free_worker is not None:
+            self.free_worker.kick()
+
+    def free_work(self) -> int:
+        """Run the deferred-free worker now; returns zspages freed. Kernel: async_free_zspage."""
+        from .migration import free_work
+        return free_work(self)
+
+    def shrink_arena(self) -> int:
+        """Pack live frames into the densest chunks; returns chunks unmapped."""
+        from .migration import shrink_arena
+        return shrink_arena(self)
+
+    def evacuate(self, chunk: int) -> int:
+        """Move every frame out of one chunk so it is unmapped; returns frames moved."""
+        from .migration import evacuate
+        return evacuate(self, chunk)
 
     # ---------------------------------------------------------------------------------
     # zspage life cycle
@@ -428,7 +534,7 @@ class Pool:
             base = z * self._chain
             for k in range(cls.ppz):
                 if zt.frames[base + k] in self.locked_frames:
-                    self.deferred_pending = True   # Kernel: kick_deferred_free
+                    self.kick_deferred_free()   # trylock_zspage failed
                     return False
         if zt.prev[z] != OFF_LIST:
             zt.remove(cls, z)
