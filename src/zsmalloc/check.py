@@ -73,8 +73,9 @@ def check_pool(pool) -> None:
         if mask != cls.mask:
             _fail("ZS-LIST-LINKS", f"class {cls.size}: mask {cls.mask:#x}, lists say {mask:#x}")
 
+    surplus = pool.surplus_zspages()
     for z in live:
-        if z not in on_list:
+        if z not in on_list and z not in surplus:
             if zt.prev[z] != OFF_LIST or not zt.isolated[z]:
                 _fail("ZS-ON-LIST", f"zspage {z} (class {zt.cls[z].size}) is on no list")
 
@@ -96,7 +97,7 @@ def check_pool(pool) -> None:
             inuse = zt.inuse[z]
             if not 0 <= inuse <= cls.objs:
                 _fail("ZS-INUSE", f"zspage {z}: inuse {inuse} outside 0..{cls.objs}")
-            if inuse == 0 and not (deferred_ok or zt.isolated[z]):
+            if inuse == 0 and not (deferred_ok or zt.isolated[z] or z in surplus):
                 _fail("ZS-INUSE", f"zspage {z} (class {cls.size}) is empty but was not freed")
             base = z * chain
             for k in range(cls.ppz):

@@ -34,9 +34,8 @@ def zs_can_compact(cls) -> int:
 
 def zs_compact(pool) -> int:
     """Compact every class; returns pages freed by this call. Kernel: zs_compact."""
-    if pool.compaction_in_progress:
+    if not pool.compaction_begin():
         return 0   # Kernel: only one compaction context at a time (6.4)
-    pool.compaction_in_progress = True
     try:
         compact_class = _compact_class_48 if pool.kernel_48 else _compact_class_618
         freed = 0
@@ -44,8 +43,8 @@ def zs_compact(pool) -> int:
             freed += compact_class(pool, cls)
         pool.pages_compacted += freed
     finally:
-        pool.compaction_in_progress = False
-    pool.arena.flush()
+        pool.compaction_end()
+    pool.arena_flush()
     return freed
 
 
@@ -116,7 +115,15 @@ def move_object(pool, cls, src: int, idx: int, handle: int, dst: int) -> None:
 # -- 6.18 ----------------------------------------------------------------------------
 
 def _compact_class_618(pool, cls) -> int:
-    """Kernel: __zs_compact (6.4+)."""
+    """Kernel: __zs_compact (6.4+). Pool lock (write) and class lock held throughout."""
+    pool.compaction_lock(cls)
+    try:
+        return _compact_class_618_locked(pool, cls)
+    finally:
+        pool.compaction_unlock(cls)
+
+
+def _compact_class_618_locked(pool, cls) -> int:
     zt = pool.zspages
     full = cls.full
     src = dst = -1
@@ -181,7 +188,12 @@ def _isolate_48(pool, cls, source: bool) -> int:
 
 
 def _compact_class_48(pool, cls) -> int:
-    """Kernel (4.8): __zs_compact."""
+    """Kernel (4.8): __zs_compact. Only the class lock is held."""
+    with pool.class_locked(cls):
+        return _compact_class_48_locked(pool, cls)
+
+
+def _compact_class_48_locked(pool, cls) -> int:
     freed = 0
     src = -1
     while True:
@@ -203,10 +215,16 @@ def _compact_class_48(pool, cls) -> int:
         if dst < 0:
             break   # src is still held; put back below
         putback_zspage(pool, cls, dst)
+        stuck = pool.zspages.inuse[src] > 0     # pinned objects were skipped
         if putback_zspage(pool, cls, src) == 0:
             pool._free_zspage(cls, src)
             freed += cls.ppz
         src = -1
+        if stuck:
+            # The kernel would take the same source again, and spin until its mapper
+            # unpins. We stop instead: a user holding a pin would make that forever.
+            break
+        pool.compaction_yield_48(cls)       # Kernel: unlock; cond_resched(); lock
     if src >= 0:
         putback_zspage(pool, cls, src)
     return freed
@@ -223,10 +241,13 @@ def _migrate_zspage_48(pool, cls, src: int, dst: int, cursor: int):
     idx = cursor
     while idx < n:
         h = pool._obj_handle(src, cls, idx)
-        if h and not pool.handle_pinned(h):
-            if zt.inuse[dst] == n:
-                return False, idx
-            move_object(pool, cls, src, idx, h, dst)
+        if h and pool.handle_trypin(h):       # a mapped or freeing handle is skipped
+            try:
+                if zt.inuse[dst] == n:
+                    return False, idx
+                move_object(pool, cls, src, idx, h, dst)
+            finally:
+                pool.handle_unpin(h)
         idx += 1
     return True, idx
 

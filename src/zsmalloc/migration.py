@@ -140,11 +140,19 @@ def _move_frame(pool, z, cls, k, old: int, new: int) -> None:
     pool.frame_zspage[new] = z
     pool.frame_first_obj[new] = pool.frame_first_obj[old]
     pool.frame_zspage[old] = NO_ZSPAGE
-    arena.free(old)
+    with pool.arena_locked():
+        arena.free(old)
 
 
 def _target_frame(pool, target, avoid_chunk=None) -> int:
+    with pool.arena_locked():
+        return _target_frame_locked(pool, target, avoid_chunk)
+
+
+def _target_frame_locked(pool, target, avoid_chunk=None) -> int:
     arena = pool.arena
+    if callable(target):
+        target = target()     # chosen under the arena lock, so no one takes it first
     if target is None:
         if avoid_chunk is None:
             return arena.alloc()
@@ -247,11 +255,17 @@ def migrate_isolated_48(pool, pfn: int, target: int | None = None) -> int:
     with pool.zspage_migrate_write_locked(z), pool.class_locked(cls):
         if zt.inuse[z] == 0:
             raise MigrationError(errno.EBUSY, f"zspage of frame {pfn} is empty")
-        for _, h in _objects_starting_in(pool, z, cls, k, pfn):
-            if pool.handle_pinned(h):
-                raise MigrationError(errno.EAGAIN, f"handle {h} in frame {pfn} is pinned")
-        new = _target_frame(pool, target)
-        _move_frame(pool, z, cls, k, pfn, new)
+        pinned = []
+        try:
+            for _, h in _objects_starting_in(pool, z, cls, k, pfn):
+                if not pool.handle_trypin(h):
+                    raise MigrationError(errno.EAGAIN, f"handle {h} in frame {pfn} is pinned")
+                pinned.append(h)
+            new = _target_frame(pool, target)
+            _move_frame(pool, z, cls, k, pfn, new)
+        finally:
+            for h in pinned:
+                pool.handle_unpin(h)
         pool.isolated_frames.discard(pfn)
         _unisolate(pool, cls, z, schedule_free=True)
     return new
@@ -318,10 +332,9 @@ def evacuate(pool, chunk: int) -> int:
     hi = lo + arena.chunk_frames
     moved = 0
     for pfn in [p for p in used_pfns(pool) if lo <= p < hi]:
-        target = _densest_free_frame(pool, exclude={chunk})
-        migrate_page(pool, pfn, target)
+        migrate_page(pool, pfn, lambda: _densest_free_frame(pool, exclude={chunk}))
         moved += 1
-    arena.flush()
+    pool.arena_flush()
     return moved
 
 
@@ -360,8 +373,8 @@ def shrink_arena(pool) -> int:
         lo = src << arena.chunk_shift
         hi = lo + arena.chunk_frames
         for pfn in [p for p in used_pfns(pool) if lo <= p < hi]:
-            migrate_page(pool, pfn, _densest_free_frame(pool, exclude={src}))
+            migrate_page(pool, pfn, lambda: _densest_free_frame(pool, exclude={src}))
         if arena.chunks[src] is not None:
             break   # something could not move (busy): stop rather than loop
-    arena.flush()
+    pool.arena_flush()
     return arena.chunks_unmapped_total - before

@@ -45,8 +45,15 @@ class Pool:
     ``Pool(config)`` or ``Pool(profile=..., chain_size=..., page_size=...)``.
     """
 
+    def __new__(cls, *args, concurrent: bool = False, **kw):
+        if concurrent and cls is Pool:
+            from .concurrent import ConcurrentPool
+            return object.__new__(ConcurrentPool)
+        return object.__new__(cls)
+
     def __init__(self, config: PoolConfig | None = None, *, profile=None, chain_size=None,
-                 page_size=None, name: str = "zsmalloc"):
+                 page_size=None, name: str = "zsmalloc", concurrent: bool = False,
+                 lock_debug: bool = False):
         cfg = resolve_config(config, profile=profile, chain_size=chain_size, page_size=page_size)
         self.config = cfg
         self.name = name
@@ -314,6 +321,10 @@ class Pool:
         from .stats import format_classes
         return format_classes(self)
 
+    def surplus_zspages(self) -> set:
+        """Empty zspages kept on purpose off every list (tuned profile only)."""
+        return set()
+
     def check(self) -> None:
         """Verify every invariant; raises CheckError naming the broken one. See zsmalloc.check."""
         from .check import check_pool
@@ -358,6 +369,40 @@ class Pool:
     def handle_pinned(self, handle: int) -> bool:
         """4.8: is the handle pinned by a mapper (trypin_tag would fail)?"""
         return handle in self.pinned
+
+    def handle_trypin(self, handle: int) -> bool:
+        """4.8: Kernel: trypin_tag. Single-threaded: fails only for a pin_handle'd handle."""
+        return handle not in self.pinned
+
+    def handle_unpin(self, handle: int) -> None:
+        """4.8: Kernel: unpin_tag (pairs with a successful handle_trypin)."""
+
+    def compaction_begin(self) -> bool:
+        """Kernel: atomic_xchg(&pool->compaction_in_progress, 1) == 0."""
+        if self.compaction_in_progress:
+            return False
+        self.compaction_in_progress = True
+        return True
+
+    def compaction_end(self) -> None:
+        self.compaction_in_progress = False
+
+    def compaction_yield_48(self, cls) -> None:
+        """4.8: the spin_unlock / cond_resched / spin_lock between sources in __zs_compact."""
+
+    def compaction_lock(self, cls) -> None:
+        """6.18: write_lock(&pool->lock); spin_lock(&class->lock)."""
+
+    def compaction_unlock(self, cls) -> None:
+        """6.18: spin_unlock(&class->lock); write_unlock(&pool->lock)."""
+
+    def arena_locked(self):
+        """The page allocator's own lock (a leaf)."""
+        return _NULL
+
+    def arena_flush(self) -> None:
+        with self.arena_locked():
+            self.arena.flush()
 
     def pool_write_locked(self):
         """Kernel: write_lock(&pool->lock). A no-op context single-threaded."""

@@ -1,0 +1,231 @@
+"""Many threads at once (issue: threads): a mimalloc-style stress test, lock order, and the
+concurrent-writer race of the seed thread, reproduced deterministically."""
+
+import faulthandler
+import random
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+
+import zsmalloc
+from zsmalloc.concurrent import ConcurrentPool, FreeWorker
+from zsmalloc.locking import LockOrderError, Mutex
+from zsmalloc.migration import MigrationError
+
+
+def _pattern(h: int, n: int) -> bytes:
+    """Bytes derived from the handle, so a read of someone else's object is caught."""
+    seed = (h * 0x9E3779B97F4A7C15) & 0xFFFF_FFFF_FFFF_FFFF
+    block = seed.to_bytes(8, "little")
+    return (block * (n // 8 + 1))[:n]
+
+
+class Watchdog:
+    """Fails with every thread's stack if the body does not finish in time."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __enter__(self):
+        faulthandler.dump_traceback_later(self.seconds, exit=False)
+        self.deadline = time.monotonic() + self.seconds
+        return self
+
+    def __exit__(self, *exc):
+        faulthandler.cancel_dump_traceback_later()
+
+    def join(self, threads):
+        for t in threads:
+            t.join(max(0.1, self.deadline - time.monotonic()))
+        alive = [t.name for t in threads if t.is_alive()]
+        if alive:
+            stacks = "\n".join(
+                f"--- {th.name}\n" + "".join(traceback.format_stack(sys._current_frames()[th.ident]))
+                for th in threading.enumerate() if th.ident in sys._current_frames())
+            pytest.fail(f"hang: threads {alive} still running after {self.seconds}s\n{stacks}")
+
+
+def _stress(profile, n_threads, ops_per_thread, seed, seconds=240, lock_debug=False):
+    pool = zsmalloc.Pool(profile=profile, concurrent=True, lock_debug=lock_debug,
+                         config=None) if False else ConcurrentPool(
+        zsmalloc.PoolConfig(profile=profile, chunk_frames=64), lock_debug=lock_debug)
+    worker = FreeWorker(pool).start()
+    shared = []                     # handles any thread may free
+    shared_lock = threading.Lock()
+    errors = []
+    stop = threading.Event()
+    counts = {"migrations": 0, "migration_busy": 0, "compactions": 0, "freed_by_others": 0}
+
+    def mutator(tid):
+        rng = random.Random(seed * 1000 + tid)
+        mine = []
+        try:
+            for _ in range(ops_per_thread):
+                r = rng.random()
+                if r < 0.45 or not mine:
+                    n = rng.choice((rng.randint(1, 64), rng.randint(64, 1500), rng.randint(1, 4096)))
+                    h = pool.malloc(n)
+                    pool.write(h, _pattern(h, n))
+                    if rng.random() < 0.3:
+                        with shared_lock:
+                            shared.append((h, n))
+                    else:
+                        mine.append((h, n))
+                elif r < 0.75:
+                    h, n = mine[rng.randrange(len(mine))]
+                    if pool.read(h, n) != _pattern(h, n):
+                        errors.append(f"thread {tid}: wrong bytes for handle {h}")
+                        return
+                elif r < 0.9:
+                    h, n = mine.pop(rng.randrange(len(mine)))
+                    if pool.read(h, n) != _pattern(h, n):
+                        errors.append(f"thread {tid}: wrong bytes for handle {h} before free")
+                        return
+                    pool.free(h)
+                else:
+                    with shared_lock:
+                        item = shared.pop(rng.randrange(len(shared))) if shared else None
+                    if item:
+                        h, n = item
+                        if pool.read(h, n) != _pattern(h, n):
+                            errors.append(f"thread {tid}: wrong bytes in shared handle {h}")
+                            return
+                        pool.free(h)
+                        counts["freed_by_others"] += 1
+                if len(mine) > 3000:
+                    for h, n in mine[:1500]:
+                        pool.free(h)
+                    del mine[:1500]
+            for h, n in mine:
+                if pool.read(h, n) != _pattern(h, n):
+                    errors.append(f"thread {tid}: wrong bytes at the end for {h}")
+                pool.free(h)
+        except Exception as e:   # pragma: no cover - reported below
+            errors.append(f"thread {tid}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+
+    def compactor():
+        while not stop.is_set():
+            pool.compact()
+            counts["compactions"] += 1
+            time.sleep(0.002)
+
+    def migrator():
+        rng = random.Random(seed)
+        while not stop.is_set():
+            pfns = None
+            with pool._leaf:
+                c = pool.arena.mapped_chunks()
+            if not c:
+                time.sleep(0.001)
+                continue
+            try:
+                # a random frame of a random zspage
+                with pool._leaf:
+                    live = pool.zspages.live_ids()
+                    if not live:
+                        continue
+                    z = rng.choice(live)
+                    cls = pool.zspages.cls[z]
+                    if cls is None:
+                        continue
+                    pfn = pool.zspages.frames[z * pool.config.chain_size + rng.randrange(cls.ppz)]
+                pool.migrate_page(pfn)
+                counts["migrations"] += 1
+            except (MigrationError, ValueError):
+                counts["migration_busy"] += 1
+            time.sleep(0)
+            del pfns
+
+    threads = [threading.Thread(target=mutator, args=(i,), name=f"mutator-{i}") for i in range(n_threads)]
+    side = [threading.Thread(target=compactor, name="compactor"),
+            threading.Thread(target=migrator, name="migrator")]
+    with Watchdog(seconds) as wd:
+        for t in threads + side:
+            t.start()
+        wd.join(threads)
+        stop.set()
+        wd.join(side)
+    worker.stop()
+    assert not errors, errors[:5]
+    for h, n in shared:
+        assert pool.read(h, n) == _pattern(h, n)
+        pool.free(h)
+    pool.free_work()
+    pool.check()
+    assert pool.objects == 0
+    assert counts["migrations"] > 0 and counts["compactions"] > 0
+    return pool, counts
+
+
+@pytest.mark.parametrize("profile", ["linux-6.18", "linux-4.8", "tuned"])
+def test_stress_small(profile):
+    _stress(profile, n_threads=4, ops_per_thread=5000, seed=1, lock_debug=True)
+
+
+def test_stress_8_threads_100k_each():
+    pool, counts = _stress("linux-6.18", n_threads=8, ops_per_thread=100_000, seed=7, seconds=600)
+    print("stress counts:", counts, "pool:", pool)
+
+
+def test_lock_order_is_asserted_in_debug_mode():
+    outer = Mutex("class[x]->lock", 20, debug=True)
+    inner = Mutex("pool->lock", 10, debug=True)
+    with outer:
+        with pytest.raises(LockOrderError, match="pool->lock .* while holding class"):
+            inner.acquire()
+    # a trylock against the order is allowed (it cannot deadlock)
+    with outer:
+        assert inner.try_acquire()
+        inner.release()
+
+
+def _race(profile, n, objs_full=True):
+    pool = ConcurrentPool(zsmalloc.PoolConfig(profile=profile))
+    size = 1000                                   # class 1024: 1 page, 4 objects per zspage
+    cls = pool._by_request[size]
+    fill = [pool.malloc(size) for _ in range(cls.objs)]   # the class is now full
+    created0, pages0 = pool.zspages_created, pool.pages_created
+    barrier = threading.Barrier(n)
+
+    def hook(p, c):
+        if c is cls:
+            try:
+                barrier.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+    pool.slow_path_hook = hook
+    out = [None] * n
+
+    def writer(i):
+        out[i] = pool.malloc(size)
+    ts = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
+    with Watchdog(60) as wd:
+        for t in ts:
+            t.start()
+        wd.join(ts)
+    pool.slow_path_hook = None
+    created = pool.zspages_created - created0
+    pages = pool.pages_created - pages0
+    minimum = -(-n // cls.objs)
+    held = pool.total_pages - cls.ppz
+    pool.check()
+    del fill
+    return created, pages, minimum, held
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_race_kernel_profile_allocates_one_zspage_per_writer(n):
+    created, pages, minimum, held = _race("linux-6.18", n)
+    assert created == n                 # every writer made its own zspage
+    assert held == n                    # ... and each holds one object in one page
+    assert minimum < n or n <= 1
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16, 64])
+def test_race_tuned_profile_needs_the_minimum(n):
+    created, pages, minimum, held = _race("tuned", n)
+    assert created == minimum
+    assert held == minimum
