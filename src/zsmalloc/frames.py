@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import mmap
+from array import array
 
 _DONTNEED_BATCH = 256  # frames; at 4 KiB that is 1 MiB kept at most before it goes back
 
@@ -39,7 +40,7 @@ class FrameArena:
         self.chunk_bytes = chunk_frames * page_size
         self.chunks: list[mmap.mmap | None] = []
         self.qviews: list[memoryview | None] = []
-        self._free: list[list[int] | None] = []   # free slots per chunk (stack)
+        self._free: list[array | None] = []       # free slots per chunk (stack)
         self._used: list[int] = []                 # frames in use per chunk
         self._partial: list[int] = []              # heap of chunk ids that may have free frames
         self._pending: set[int] = set()            # freed pfns awaiting MADV_DONTNEED
@@ -119,7 +120,8 @@ class FrameArena:
             self._used.append(0)
         self.chunks[c] = mm
         self.qviews[c] = memoryview(mm).cast("Q")
-        self._free[c] = list(range(self.chunk_frames - 1, -1, -1))  # slot 0 pops first
+        # free slots as a 2-byte stack (slot 0 pops first): no int object per free frame
+        self._free[c] = array("H", range(self.chunk_frames - 1, -1, -1))
         self._used[c] = 0
         heapq.heappush(self._partial, c)
         self.chunks_mapped += 1

@@ -31,7 +31,7 @@ from .errors import InvalidHandle
 from .frames import FrameArena
 from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, HandleTable, IDX_MASK, PFN_MASK, PFN_SHIFT, ROW_MASK
 from .sizeclass import class_table
-from .zspage import LINK_END, OFF_LIST, ClassState, ZspageTable
+from .zspage import LINK_END, NIL, OFF_LIST, ClassState, ZspageTable
 from array import array
 from contextlib import nullcontext
 
@@ -71,7 +71,7 @@ class Pool:
         self.zspages = ZspageTable(cfg.chain_size)
         self.handles = HandleTable()
         # per-frame columns, indexed by pfn (Kernel: struct page / zpdesc fields)
-        self.frame_zspage = array("I")          # zspage id, NO_ZSPAGE when free
+        self.frame_zspage: list[int] = []       # zspage id, NO_ZSPAGE when free (a list: hot)
         self.frame_first_obj = array("H")       # first_obj_offset, stored at init_zspage (4.8 fix)
         self.pages_allocated = 0
         self.pages_compacted = 0
@@ -80,6 +80,12 @@ class Pool:
         self._cm = cfg.chunk_frames - 1
         self._wps = self.page_shift - 3          # frame -> word offset shift
         # page migration / deferred free state (zsmalloc.migration)
+        # hot-path aliases of containers that are mutated in place, never rebound
+        self._hw = self.handles.words
+        self._hs = self.handles.sizes
+        self._zcls = self.zspages.cls
+        self._chunks = self.arena.chunks
+        self._qviews = self.arena.qviews
         self.locked_frames: set[int] = set()      # 6.18: frames whose page lock is held
         self.isolated_frames: set[int] = set()    # 4.8: frames isolated for migration
         self.pinned: dict[int, int] = {}          # 4.8: handle -> pin count (zs_map_object)
@@ -102,7 +108,7 @@ class Pool:
             raise ValueError(f"size {size!r} out of range: must be an int in 1..{self.page_size}")
         cls = self._by_request[size]
         handles = self.handles
-        hw = handles.words
+        hw = self._hw
         # Kernel: cache_alloc_handle
         row = handles.free_head
         if row:
@@ -138,7 +144,7 @@ class Pool:
         else:
             off = idx * cls.size
             pfn = zt.frames[z * self._chain + (off >> self.page_shift)]
-            q = self.arena.qviews[pfn >> self._cs]
+            q = self._qviews[pfn >> self._cs]
             wi = ((pfn & self._cm) << self._wps) + ((off & (self.page_size - 1)) >> 3)
             link = q[wi]
             zt.freeobj[z] = -1 if link == LINK_END else link >> 1
@@ -152,7 +158,7 @@ class Pool:
         cls.inuse += 1
         # Kernel: record_obj
         hw[row] = (gen << GEN_SHIFT) | (pfn << PFN_SHIFT) | (idx << 1) | 1
-        handles.sizes[row] = size - 1
+        self._hs[row] = size - 1
         handles.live += 1
         return handle
 
@@ -162,8 +168,7 @@ class Pool:
         Raises InvalidHandle (a ValueError) for a handle that is not live; nothing changes.
         Frees the zspage when it becomes empty. Cost: O(1) plus O(frames) for a zspage free.
         """
-        handles = self.handles
-        hw = handles.words
+        hw = self._hw
         try:
             row = handle & ROW_MASK
             w = hw[row]
@@ -176,14 +181,14 @@ class Pool:
         idx = (w >> 1) & IDX_MASK
         zt = self.zspages
         z = self.frame_zspage[pfn]
-        cls = zt.cls[z]
+        cls = self._zcls[z]
         cls.inuse -= 1
         # Kernel: obj_free, push onto the head of the zspage's free list
         if cls.huge:
             zt.huge_handle[z] = 0
         else:
             fo = zt.freeobj[z]
-            q = self.arena.qviews[pfn >> self._cs]
+            q = self._qviews[pfn >> self._cs]
             q[((pfn & self._cm) << self._wps) + (((idx * cls.size) & (self.page_size - 1)) >> 3)] = \
                 LINK_END if fo < 0 else fo << 1
         zt.freeobj[z] = idx
@@ -195,6 +200,7 @@ class Pool:
         if n == 0:
             self._free_zspage(cls, z)
         # Kernel: cache_free_handle
+        handles = self.handles
         hw[row] = (w >> GEN_SHIFT << GEN_SHIFT) | (handles.free_head << 1)
         handles.free_head = row
         handles.live -= 1
@@ -205,28 +211,26 @@ class Pool:
         ``len(data)`` must not exceed the size given to malloc (ValueError otherwise, nothing
         written). An object spanning two frames is written in two parts.
         """
-        hw = self.handles.words
         try:
             row = handle & ROW_MASK
-            w = hw[row]
+            w = self._hw[row]
             ok = (w & 1) and (w >> GEN_SHIFT) == (handle >> HANDLE_GEN_SHIFT)
         except (TypeError, IndexError):
             ok = False
         if not ok:
             raise InvalidHandle(f"handle {handle!r} is not a live handle of this pool")
         n = len(data)
-        if n > self.handles.sizes[row] + 1:
+        if n > self._hs[row] + 1:
             raise ValueError(f"write of {n} bytes to handle {handle} exceeds its allocation of "
-                             f"{self.handles.sizes[row] + 1} bytes")
+                             f"{self._hs[row] + 1} bytes")
         pfn = (w >> PFN_SHIFT) & PFN_MASK
-        zt = self.zspages
         z = self.frame_zspage[pfn]
-        cls = zt.cls[z]
+        cls = self._zcls[z]
         off = ((w >> 1) & IDX_MASK) * cls.size
         P = self.page_size
         ioff = (off & (P - 1)) + cls.hdr
         base = (pfn & self._cm) << self.page_shift
-        mm = self.arena.chunks[pfn >> self._cs]
+        mm = self._chunks[pfn >> self._cs]
         a = base + ioff
         if ioff + n <= P:
             mm[a:a + n] = data
@@ -235,7 +239,7 @@ class Pool:
             first = P - ioff
             mv = memoryview(data)
             mm[a:base + P] = mv[:first]
-            nxt = zt.frames[z * self._chain + (off >> self.page_shift) + 1]
+            nxt = self.zspages.frames[z * self._chain + (off >> self.page_shift) + 1]
             b = (nxt & self._cm) << self.page_shift
             self.arena.chunks[nxt >> self._cs][b:b + n - first] = mv[first:]
 
@@ -245,34 +249,32 @@ class Pool:
         Kernel: zs_obj_read_begin / zs_obj_read_end (a spanning object is copied into a local
         buffer, as the kernel does).
         """
-        hw = self.handles.words
         try:
             row = handle & ROW_MASK
-            w = hw[row]
+            w = self._hw[row]
             ok = (w & 1) and (w >> GEN_SHIFT) == (handle >> HANDLE_GEN_SHIFT)
         except (TypeError, IndexError):
             ok = False
         if not ok:
             raise InvalidHandle(f"handle {handle!r} is not a live handle of this pool")
-        cap = self.handles.sizes[row] + 1
+        cap = self._hs[row] + 1
         if length is None:
             length = cap
         elif type(length) is not int or not 0 <= length <= cap:
             raise ValueError(f"read length {length!r} out of range 0..{cap} for handle {handle}")
         pfn = (w >> PFN_SHIFT) & PFN_MASK
-        zt = self.zspages
         z = self.frame_zspage[pfn]
-        cls = zt.cls[z]
+        cls = self._zcls[z]
         off = ((w >> 1) & IDX_MASK) * cls.size
         P = self.page_size
         ioff = (off & (P - 1)) + cls.hdr
         base = (pfn & self._cm) << self.page_shift
-        mm = self.arena.chunks[pfn >> self._cs]
+        mm = self._chunks[pfn >> self._cs]
         a = base + ioff
         if ioff + length <= P:
             return mm[a:a + length]
         first = P - ioff
-        nxt = zt.frames[z * self._chain + (off >> self.page_shift) + 1]
+        nxt = self.zspages.frames[z * self._chain + (off >> self.page_shift) + 1]
         b = (nxt & self._cm) << self.page_shift
         return mm[a:base + P] + self.arena.chunks[nxt >> self._cs][b:b + length - first]
 
@@ -512,7 +514,7 @@ class Pool:
     def _on_chunk_map(self, first_pfn: int, n: int) -> None:
         need = first_pfn + n - len(self.frame_zspage)
         if need > 0:
-            self.frame_zspage.extend(array("I", [NO_ZSPAGE]) * need)
+            self.frame_zspage.extend([NO_ZSPAGE] * need)
             self.frame_first_obj.extend(array("H", bytes(2 * need)))
 
     def _zspage_create(self, cls: ClassState) -> int:
@@ -554,16 +556,52 @@ class Pool:
         """Move z to the head of group g. Kernel: fix_fullness_group.
 
         An isolated zspage (off every list: compaction or 4.8 migration holds it) only has its
-        recorded group updated, as in the kernel.
+        recorded group updated, as in the kernel. remove_zspage and insert_zspage are written
+        out here: this runs on a large share of mallocs and frees.
         """
         zt = self.zspages
-        if zt.prev[z] != OFF_LIST:
-            zt.remove(cls, z)
-            zt.insert(cls, z, g, self.kernel_48)
-        elif zt.group[z] == -1:
-            zt.insert(cls, z, g, self.kernel_48)   # new zspage: Kernel: insert_zspage in zs_malloc
+        prv, nxt = zt.prev, zt.next
+        p = prv[z]
+        og = zt.group[z]
+        if p == OFF_LIST:
+            if og != -1:
+                zt.group[z] = g          # isolated: record only
+                return
         else:
-            zt.group[z] = g
+            # Kernel: remove_zspage
+            n = nxt[z]
+            if p == NIL:
+                cls.heads[og] = n
+                if n == NIL:
+                    cls.mask &= ~(1 << og)
+            else:
+                nxt[p] = n
+            if n != NIL:
+                prv[n] = p
+            cls.counts[og] -= 1
+        # Kernel: insert_zspage
+        heads = cls.heads
+        head = heads[g]
+        cls.counts[g] += 1
+        zt.group[z] = g
+        if head == NIL:
+            prv[z] = NIL
+            nxt[z] = NIL
+            heads[g] = z
+            if g != cls.full:
+                cls.mask |= 1 << g
+        elif self.kernel_48 and zt.inuse[z] < zt.inuse[head]:
+            after = nxt[head]          # 4.8 ->inuse optimisation: second place
+            nxt[z] = after
+            prv[z] = head
+            nxt[head] = z
+            if after != NIL:
+                prv[after] = z
+        else:
+            nxt[z] = head
+            prv[z] = NIL
+            prv[head] = z
+            heads[g] = z
 
     def _free_zspage(self, cls: ClassState, z: int) -> bool:
         """Free an empty zspage now, or leave it for the deferred worker. Kernel: free_zspage.

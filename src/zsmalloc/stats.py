@@ -104,11 +104,14 @@ def format_classes(pool) -> str:
     return "\n".join(out) + "\n"
 
 
-def _deep_list_bytes(lst) -> int:
-    """A list's own size plus int objects that are not CPython's cached small ints."""
+def _deep_list_bytes(lst, seen=None) -> int:
+    """A list's own size plus its int objects that are not CPython's cached small ints
+    (each distinct object counted once)."""
     n = sys.getsizeof(lst)
+    seen = set() if seen is None else seen
     for v in lst:
-        if type(v) is int and not -5 <= v <= 256:
+        if type(v) is int and not -5 <= v <= 256 and id(v) not in seen:
+            seen.add(id(v))
             n += sys.getsizeof(v)
     return n
 
@@ -125,7 +128,7 @@ def metadata_bytes(pool) -> dict:
                                                    zt.free_ids))
         + sys.getsizeof(zt.cls) + sum(sys.getsizeof(a) for a in (zt.prev, zt.next, zt.frames,
                                                                   zt.huge_handle)),
-        "frames": sys.getsizeof(pool.frame_zspage) + sys.getsizeof(pool.frame_first_obj),
+        "frames": _deep_list_bytes(pool.frame_zspage) + sys.getsizeof(pool.frame_first_obj),
         "arena": sum(_deep_list_bytes(fl) for fl in pool.arena._free if fl)
         + sys.getsizeof(pool.arena._partial) + sys.getsizeof(pool.arena._pending),
     }

@@ -143,11 +143,11 @@ class ZspageTable:
         self.group: list[int] = []        # recorded fullness group (-1 before first insert)
         self.cls: list[ClassState | None] = []  # None = free row
         self.isolated: list[int] = []     # 4.8: frames isolated for migration
-        self.prev = array("i")
-        self.next = array("i")
+        self.prev: list[int] = []         # list links: lists index fastest (hot on regroup)
+        self.next: list[int] = []
         self.frames = array("I")          # chain * id + k -> pfn of frame k
         self.huge_handle = array("Q")     # huge zspages keep the handle here (kernel: zpdesc->handle)
-        self.free_ids: list[int] = []
+        self.free_ids = array("i")
 
     def new(self, cls: ClassState) -> int:
         if self.free_ids:

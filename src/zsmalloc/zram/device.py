@@ -91,8 +91,14 @@ class Zram:
     pool's profile, chain size and page size; the page size is also the device's.
     """
 
+    def __new__(cls, *args, concurrent: bool = False, **kw):
+        if concurrent and cls is Zram:
+            return object.__new__(ConcurrentZram)
+        return object.__new__(cls)
+
     def __init__(self, disksize, comp_algorithm: str = "lz4", config: PoolConfig | None = None,
-                 *, level: int | None = None, profile=None, chain_size=None, page_size=None):
+                 *, level: int | None = None, profile=None, chain_size=None, page_size=None,
+                 concurrent: bool = False):
         cfg = resolve_config(config, profile=profile, chain_size=chain_size, page_size=page_size)
         if type(disksize) is not int or disksize <= 0:
             raise ValueError(f"disksize {disksize!r} must be a positive int (bytes)")
@@ -316,3 +322,129 @@ class Zram:
 
     def __repr__(self):
         return f"<Zram {self.disksize} bytes, {self.comp_algorithm}, {self.pool!r}>"
+
+
+class ConcurrentZram(Zram):
+    """A Zram safe to use from many threads. Kernel locks (6.18 write path):
+
+    per-thread compression buffer (the kernel's per-CPU stream) -> zs_malloc (class lock) ->
+    zs_obj_write (pool read -> zspage read) -> slot lock -> zram_free_page -> zs_free (pool
+    read -> class) -> install -> slot unlock. Counters are atomics in the kernel: here one
+    leaf lock. Slot locks are striped (256 stripes by index).
+    """
+
+    _STRIPES = 256
+
+    def __init__(self, *args, lock_debug: bool = False, concurrent: bool = True, **kw):
+        self.lock_debug = lock_debug
+        super().__init__(*args, **kw)
+
+    def _init_state(self) -> None:
+        import threading
+        from ..locking import Mutex
+        n = self.nr_pages
+        self.pool = Pool(self.config, name="zram", concurrent=True, lock_debug=self.lock_debug)
+        self.slot_handle = array("Q", bytes(8 * n))
+        self.slot_flags = array("Q", bytes(8 * n))
+        self._slot_locks = [Mutex(f"zram-slot[{i}]", 5, self.lock_debug) for i in range(self._STRIPES)]
+        self._stats = Mutex("zram-stats", 95, self.lock_debug)
+        self._tls = threading.local()
+        for name in ("pages_stored", "compr_data_size", "same_pages", "huge_pages",
+                     "huge_pages_since", "max_used_pages", "limit_pages", "failed_reads",
+                     "failed_writes", "notify_free", "miss_free", "num_reads", "num_writes"):
+            setattr(self, name, 0)
+
+    def _stat_add(self, **kw) -> None:
+        with self._stats:
+            for k, v in kw.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def write(self, index, page) -> None:
+        if type(index) is not int or not 0 <= index < self.nr_pages:
+            self._check_index(index)
+        P = self.page_size
+        if len(page) != P:
+            raise ValueError(f"page for index {index} is {len(page)} bytes, must be {P}")
+        w0 = page[:8]
+        slot_lock = self._slot_locks[index % self._STRIPES]
+        if w0 == page[P - 8:] and w0 * self._words == page:
+            with slot_lock:
+                self._free_slot(index)
+                self.slot_handle[index] = int.from_bytes(w0, "little")
+                self.slot_flags[index] = self.F_SAME
+            self._stat_add(same_pages=1, pages_stored=1, num_writes=1)
+            return
+        buf = getattr(self._tls, "buf", None)
+        if buf is None:
+            buf = self._tls.buf = bytearray(2 * P)
+        comp_len = self.codec.compress_into(page, buf)
+        huge = comp_len >= self.huge_threshold
+        pool = self.pool
+        h = pool.malloc(P if huge else comp_len)
+        with self._stats:                               # Kernel: zram_can_store_page
+            total = pool.pages_allocated
+            if total > self.max_used_pages:
+                self.max_used_pages = total
+            over = self.limit_pages and total > self.limit_pages
+            if over:
+                self.failed_writes += 1
+        if over:
+            pool.free(h)
+            raise MemoryError(f"write of page {index} refused: pool would use {total} pages, "
+                              f"over mem_limit of {self.limit_pages} pages")
+        pool.write(h, page if huge else memoryview(buf)[:comp_len])
+        with slot_lock:
+            self._free_slot(index)
+            self.slot_handle[index] = h
+            self.slot_flags[index] = (self.F_HUGE | P) if huge else comp_len
+        if huge:
+            self._stat_add(compr_data_size=P, huge_pages=1, huge_pages_since=1, pages_stored=1,
+                           num_writes=1)
+        else:
+            self._stat_add(compr_data_size=comp_len, pages_stored=1, num_writes=1)
+
+    def _free_slot(self, index: int) -> bool:
+        """Kernel: zram_free_page; the caller holds the slot lock."""
+        flags = self.slot_flags[index]
+        h = self.slot_handle[index]
+        if flags & self.F_SAME:
+            self._stat_add(same_pages=-1, pages_stored=-1)
+        elif not h:
+            return False
+        else:
+            self.pool.free(h)
+            if flags & self.F_HUGE:
+                self._stat_add(huge_pages=-1, compr_data_size=-(flags & self._size_mask),
+                               pages_stored=-1)
+            else:
+                self._stat_add(compr_data_size=-(flags & self._size_mask), pages_stored=-1)
+        self.slot_handle[index] = 0
+        self.slot_flags[index] = 0
+        return True
+
+    def read(self, index) -> bytes:
+        if type(index) is not int or not 0 <= index < self.nr_pages:
+            self._check_index(index)
+        with self._slot_locks[index % self._STRIPES]:
+            flags = self.slot_flags[index]
+            h = self.slot_handle[index]
+            if flags & self.F_SAME or not h:
+                return h.to_bytes(8, "little") * self._words
+            if flags & self.F_HUGE:
+                return self.pool.read(h, self.page_size)
+            data = self.pool.read(h, flags & self._size_mask)
+        return self.codec.decompress(data, self.page_size)
+
+    def discard(self, index, count: int = 1) -> None:
+        self._check_index(index)
+        if type(count) is not int or count < 1 or index + count > self.nr_pages:
+            raise ValueError(f"discard count {count!r} from index {index} runs past the disk "
+                             f"({self.nr_pages} pages)")
+        for i in range(index, index + count):
+            with self._slot_locks[i % self._STRIPES]:
+                self._free_slot(i)
+            self._stat_add(notify_free=1)
+
+    def reset_mem_used_max(self) -> None:
+        with self._stats:
+            self.max_used_pages = self.pool.pages_allocated
