@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .errors import CheckError
 from .handles import GEN_SHIFT, HANDLE_GEN_SHIFT, IDX_MASK, PFN_MASK, PFN_SHIFT
-from .zspage import LINK_END, NIL, OFF_LIST
+from .zspage import LINK_END, NIL, OFF_LIST, ON_FULL
 
 
 def _fail(inv: str, msg: str):
@@ -43,9 +43,27 @@ def check_pool(pool) -> None:
 
     # ZS-LIST-LINKS / ZS-GROUP-COUNTS / ZS-GROUP / ZS-ON-LIST
     on_list: dict[int, int] = {}
+    full_members: dict[int, list[int]] = {}
+    for z in live:
+        if zt.prev[z] == ON_FULL:
+            full_members.setdefault(zt.cls[z].index, []).append(z)
     for cls in pool.classes:
         mask = 0
         for g in range(len(cls.heads)):
+            if g == cls.full:
+                # the full list is kept as a count (zspage.ON_FULL): check members and count
+                members = full_members.get(cls.index, [])
+                for z in members:
+                    if zt.group[z] != g or cls.grp[zt.inuse[z]] != g:
+                        _fail("ZS-GROUP", f"zspage {z} (class {cls.size}, inuse {zt.inuse[z]}) "
+                              f"marked full, group {zt.group[z]}")
+                    on_list[z] = g
+                if len(members) != cls.counts[g]:
+                    _fail("ZS-GROUP-COUNTS", f"class {cls.size} full group: counter "
+                          f"{cls.counts[g]}, zspages {len(members)}")
+                if cls.heads[g] != NIL:
+                    _fail("ZS-LIST-LINKS", f"class {cls.size}: full list has a head")
+                continue
             z, prev, n = cls.heads[g], NIL, 0
             while z != NIL:
                 if z in on_list:

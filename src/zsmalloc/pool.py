@@ -31,7 +31,7 @@ from .errors import InvalidHandle
 from .frames import FrameArena
 from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, HandleTable, IDX_MASK, PFN_MASK, PFN_SHIFT, ROW_MASK
 from .sizeclass import class_table
-from .zspage import LINK_END, NIL, OFF_LIST, ClassState, ZspageTable
+from .zspage import LINK_END, NIL, OFF_LIST, ON_FULL, ClassState, ZspageTable
 from array import array
 from contextlib import nullcontext
 
@@ -567,6 +567,8 @@ class Pool:
             if og != -1:
                 zt.group[z] = g          # isolated: record only
                 return
+        elif p == ON_FULL:
+            cls.counts[og] -= 1
         else:
             # Kernel: remove_zspage
             n = nxt[z]
@@ -580,10 +582,13 @@ class Pool:
                 prv[n] = p
             cls.counts[og] -= 1
         # Kernel: insert_zspage
-        heads = cls.heads
-        head = heads[g]
         cls.counts[g] += 1
         zt.group[z] = g
+        if g == cls.full:
+            prv[z] = ON_FULL             # the full list's order is never observed
+            return
+        heads = cls.heads
+        head = heads[g]
         if head == NIL:
             prv[z] = NIL
             nxt[z] = NIL
