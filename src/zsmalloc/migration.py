@@ -320,6 +320,43 @@ def pending_free(pool) -> int:
 
 # -- arena packing ------------------------------------------------------------------------
 
+def _frames_in_chunk(pool, c: int) -> list[int]:
+    """Used frames of chunk c, from the per-frame column (no scan of the pool)."""
+    arena = pool.arena
+    lo = c << arena.chunk_shift
+    fz = pool.frame_zspage
+    return [lo + i for i, z in enumerate(fz[lo:lo + arena.chunk_frames]) if z != NO_ZSPAGE]
+
+
+class _Destinations:
+    """Free frames of the densest chunks first, handed out one by one (arena lock held by
+    the caller of ``take``). Chunks are ranked once; a chunk is used until it is full."""
+
+    def __init__(self, pool, exclude):
+        arena = pool.arena
+        self.pool, self.exclude = pool, set(exclude)
+        self.order = sorted((c for c in arena.mapped_chunks() if c not in self.exclude
+                             and arena.chunk_used(c) < arena.chunk_frames),
+                            key=lambda c: (-arena.chunk_used(c), c))
+
+    def room(self) -> int:
+        arena = self.pool.arena
+        return sum(arena.chunk_frames - arena.chunk_used(c) for c in self.order
+                   if arena.chunks[c] is not None)
+
+    def take(self) -> int:
+        arena = self.pool.arena
+        while self.order:
+            c = self.order[0]
+            fl = arena._free[c] if arena.chunks[c] is not None else None
+            if fl:
+                return (c << arena.chunk_shift) | fl[-1]
+            self.order.pop(0)
+        c = arena._map_chunk()          # no room left: a fresh chunk
+        self.order.append(c)
+        return (c << arena.chunk_shift) | arena._free[c][-1]
+
+
 def evacuate(pool, chunk: int) -> int:
     """Move every frame out of ``chunk`` so it unmaps (memory hot-unplug). Returns frames moved.
 
@@ -328,52 +365,36 @@ def evacuate(pool, chunk: int) -> int:
     arena = pool.arena
     if type(chunk) is not int or not 0 <= chunk < len(arena.chunks) or arena.chunks[chunk] is None:
         raise ValueError(f"chunk {chunk!r} is not mapped (mapped: {arena.mapped_chunks()})")
-    lo = chunk << arena.chunk_shift
-    hi = lo + arena.chunk_frames
+    dest = _Destinations(pool, {chunk})
     moved = 0
-    for pfn in [p for p in used_pfns(pool) if lo <= p < hi]:
-        migrate_page(pool, pfn, lambda: _densest_free_frame(pool, exclude={chunk}))
+    for pfn in _frames_in_chunk(pool, chunk):
+        migrate_page(pool, pfn, dest.take)
         moved += 1
     pool.arena_flush()
     return moved
-
-
-def _densest_free_frame(pool, exclude):
-    arena = pool.arena
-    best, best_used = None, -1
-    for c in arena.mapped_chunks():
-        if c in exclude:
-            continue
-        u = arena.chunk_used(c)
-        if u < arena.chunk_frames and u > best_used:
-            best, best_used = c, u
-    if best is None:
-        c = arena._map_chunk()
-        return arena.free_frames_in(c)[0]
-    return arena.free_frames_in(best)[0]
 
 
 def shrink_arena(pool) -> int:
     """Migrate frames out of the sparsest chunks into the densest; returns chunks unmapped.
 
     A chunk is emptied only when the frames it holds fit in the free frames of denser
-    chunks, so nothing new is ever mapped. Cost: O(frames moved) migrations.
+    chunks, so nothing new is ever mapped. Cost: O(frames moved) migrations plus
+    O(chunks log chunks) to rank the chunks.
     """
     arena = pool.arena
     before = arena.chunks_unmapped_total
-    while True:
-        chunks = sorted(arena.mapped_chunks(), key=lambda c: (arena.chunk_used(c), -c))
-        if len(chunks) < 2:
-            break
-        src = chunks[0]
+    # sparsest first; ties: the highest chunk first, so the arena's tail empties
+    sources = sorted(arena.mapped_chunks(), key=lambda c: (arena.chunk_used(c), -c))
+    while len(sources) >= 2:
+        src = sources.pop(0)
         used = arena.chunk_used(src)
-        room = sum(arena.chunk_frames - arena.chunk_used(c) for c in chunks[1:])
-        if used == 0 or used > room:
+        if used == 0:
+            continue
+        dest = _Destinations(pool, {src})
+        if used > dest.room():
             break
-        lo = src << arena.chunk_shift
-        hi = lo + arena.chunk_frames
-        for pfn in [p for p in used_pfns(pool) if lo <= p < hi]:
-            migrate_page(pool, pfn, lambda: _densest_free_frame(pool, exclude={src}))
+        for pfn in _frames_in_chunk(pool, src):
+            migrate_page(pool, pfn, dest.take)
         if arena.chunks[src] is not None:
             break   # something could not move (busy): stop rather than loop
     pool.arena_flush()

@@ -129,7 +129,7 @@ def metadata_bytes(pool) -> dict:
         + sys.getsizeof(zt.cls) + sum(sys.getsizeof(a) for a in (zt.prev, zt.next, zt.frames,
                                                                   zt.huge_handle)),
         "frames": _deep_list_bytes(pool.frame_zspage) + sys.getsizeof(pool.frame_first_obj),
-        "arena": sum(_deep_list_bytes(fl) for fl in pool.arena._free if fl)
+        "arena": sum(sys.getsizeof(fl) for fl in pool.arena._free if fl is not None)
         + sys.getsizeof(pool.arena._partial) + sys.getsizeof(pool.arena._pending),
     }
     parts["total"] = sum(parts.values())

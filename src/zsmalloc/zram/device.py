@@ -126,8 +126,8 @@ class Zram:
     def _init_state(self) -> None:
         n = self.nr_pages
         self.pool = Pool(self.config, name="zram")
-        self.slot_handle = array("Q", bytes(8 * n))
-        self.slot_flags = array("Q", bytes(8 * n))
+        self.slot_handle = array("Q", [0]) * n     # no n*8-byte temporary left in the heap
+        self.slot_flags = array("Q", [0]) * n
         self.pages_stored = 0
         self.compr_data_size = 0
         self.same_pages = 0
@@ -344,8 +344,8 @@ class ConcurrentZram(Zram):
         from ..locking import Mutex
         n = self.nr_pages
         self.pool = Pool(self.config, name="zram", concurrent=True, lock_debug=self.lock_debug)
-        self.slot_handle = array("Q", bytes(8 * n))
-        self.slot_flags = array("Q", bytes(8 * n))
+        self.slot_handle = array("Q", [0]) * n     # no n*8-byte temporary left in the heap
+        self.slot_flags = array("Q", [0]) * n
         self._slot_locks = [Mutex(f"zram-slot[{i}]", 5, self.lock_debug) for i in range(self._STRIPES)]
         self._stats = Mutex("zram-stats", 95, self.lock_debug)
         self._tls = threading.local()
