@@ -110,6 +110,7 @@ def move_object(pool, cls, src: int, idx: int, handle: int, dst: int) -> None:
         pool._set_word_at(spfn, sioff, LINK_END if fo < 0 else fo << 1)
     zt.freeobj[src] = idx
     zt.inuse[src] -= 1
+    pool.objs_moved += 1
 
 
 # -- 6.18 ----------------------------------------------------------------------------

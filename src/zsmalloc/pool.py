@@ -75,6 +75,7 @@ class Pool:
         self.frame_first_obj = array("H")       # first_obj_offset, stored at init_zspage (4.8 fix)
         self.pages_allocated = 0
         self.pages_compacted = 0
+        self.objs_moved = 0                      # objects copied by compaction (not in the kernel)
         self._chain = cfg.chain_size
         self._cs = self.arena.chunk_shift
         self._cm = cfg.chunk_frames - 1
