@@ -165,24 +165,24 @@ def _timed(fn, *args, **kw):
 # ---------------------------------------------------------------------------------------
 
 GIL_NOTE = """\
-CPython {ver} runs Python code one thread at a time (the GIL{gil}).
-Our write and read are Python code around short C calls, and cramjam's lz4 keeps the GIL for a 4 KiB page (two
-threads compress no faster than one), so our threads take turns: the expected scaling is
-flat, or a little below 1 from lock and thread-switch overhead (switch interval
-{sw:g} ms). The kernel rows run a Python loop too, but os.pwrite/os.preadv release the GIL
-for the syscall, so the kernel's own part (lz4, zs_malloc, the copy) of one thread's request
-can run on the other core while another thread runs its Python part: the kernel can scale
-up to the share of time spent in the syscall, bounded by the {cores} cores of this machine;
-8 threads on {cores} cores only add switching.
+CPython {ver} runs Python code one thread at a time (the GIL{gil}). Our write and
+read are Python code around short C calls, and cramjam's lz4 keeps the GIL for a 4 KiB page
+(two threads compress no faster than one), so our threads take turns: the expected scaling
+is flat, or a little below 1 from lock and thread-switch overhead (switch interval {sw:g} ms).
+The kernel rows run a Python loop too, but os.pwrite/os.preadv release the GIL for the
+syscall, so the kernel's own part of one thread's request (lz4, zs_malloc, the copy) can run
+on the other core while another thread runs its Python part: the kernel can scale up to the
+share of time spent in the syscall, bounded by the {cores} cores of this machine; more threads
+than cores only add switching.
 
 Free-threaded CPython (3.13t/3.14t, PEP 703, no GIL) would let our threads run Python code
-in parallel. Our scaling would then be bounded by the cores and by the locks the kernel
-also has (per size-class lock, zspage locks, the 256 slot-lock stripes) plus our one
-statistics lock (the kernel uses atomics), taken several times per write. It cannot be
-measured here (peers.md §6): Debian 12/13 ship no free-threaded interpreter and the
-python-build-standalone downloads are not reachable; of our C dependencies cramjam has
-cp314t wheels (2.11+; its issue #239 reports the import re-enabling the GIL on 3.14.2t,
-check sys._is_gil_enabled()), lz4 has cp313t only and zstandard has none."""
+in parallel. Our scaling would then be bounded by the cores and by the locks the kernel also
+has (per size-class lock, zspage locks, the 256 slot-lock stripes) plus our one statistics
+lock (the kernel uses atomics), taken several times per write. It cannot be measured here
+(peers.md §6): Debian 12/13 ship no free-threaded interpreter and the python-build-standalone
+downloads are not reachable; of our C dependencies cramjam has cp314t wheels (2.11+; its
+issue #239 reports the import re-enabling the GIL on 3.14.2t, check sys._is_gil_enabled()),
+lz4 has cp313t only and zstandard has none."""
 
 
 def main(argv=None) -> int:
@@ -278,6 +278,18 @@ def main(argv=None) -> int:
             row += ["", "", f"{sp.median / base_k:.2f}"]
         t.add(*row)
         out.table(t)
+        med = {key: summarize(v[col]).median for key, v in res.items()}
+        bo = max(counts, key=lambda k: med[("ours", k)])
+        line = (f"{phase.title()}: ours peaks at {bo} thread(s), "
+                f"{med[('ours', bo)] / base_o:.2f}x its {counts[0]}-thread rate")
+        if ok:
+            bk = max(counts, key=lambda k: med[("kernel", k)])
+            line += (f"; the kernel peaks at {bk} thread(s), "
+                     f"{med[('kernel', bk)] / base_k:.2f}x")
+        line += (f". ConcurrentZram with 1 thread runs at "
+                 f"{base_o / med[('plain', 1)]:.2f}x the plain Zram (the cost of its locks)."
+                 if counts[0] == 1 else ".")
+        out.text(line + "\n")
     if counts[0] != 1:
         out.text(f"(scaling is relative to {counts[0]} threads, the smallest count run)")
 

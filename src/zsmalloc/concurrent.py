@@ -46,7 +46,7 @@ import time
 
 from .errors import InvalidHandle
 from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, IDX_MASK, PFN_MASK, PFN_SHIFT, ROW_MASK
-from .locking import LVL_CLASS, LVL_LEAF, LVL_MIGRATE, LVL_POOL, LVL_ZSPAGE, Mutex, RWLock
+from .locking import LVL_CLASS, LVL_LEAF, LVL_MIGRATE, LVL_POOL, LVL_ZSPAGE, RWLock, make_mutex
 from .pool import Pool, _NULL
 from .zspage import LINK_END
 
@@ -95,12 +95,12 @@ class ConcurrentPool(Pool):
         self.tuned = self.config.profile == "tuned"
         self.lock = RWLock("pool->lock", LVL_POOL, d)
         for cls in self.classes:
-            cls.lock = Mutex(f"class[{cls.size}]->lock", LVL_CLASS, d)
-        self._single = {cls.index: Mutex(f"class[{cls.size}]->alloc", LVL_ALLOC_SINGLE, d)
+            cls.lock = make_mutex(f"class[{cls.size}]->lock", LVL_CLASS, d)
+        self._single = {cls.index: make_mutex(f"class[{cls.size}]->alloc", LVL_ALLOC_SINGLE, d)
                         for cls in self.classes}
         self._surplus = {cls.index: -1 for cls in self.classes}
-        self._leaf = Mutex("alloc-leaf (slab + page allocator)", LVL_LEAF, d)
-        self._zstripe = [Mutex(f"zspage-lock[{i}]", LVL_ZSPAGE, d) for i in range(_STRIPES)]
+        self._leaf = make_mutex("alloc-leaf (slab + page allocator)", LVL_LEAF, d)
+        self._zstripe = [make_mutex(f"zspage-lock[{i}]", LVL_ZSPAGE, d) for i in range(_STRIPES)]
         self._zreaders: dict[int, int] = {}
         self._compacting = threading.Lock()
         self.slow_path_hook = None
@@ -129,7 +129,7 @@ class ConcurrentPool(Pool):
 
     def zspage_write_trylock(self, z: int) -> bool:
         st = self._zstripe[z % _STRIPES]
-        if not st.try_acquire():
+        if not st.acquire(False):
             return False
         try:
             if self._zreaders.get(z, 0):

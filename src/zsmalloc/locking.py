@@ -51,12 +51,16 @@ class Mutex:
         self.name, self.level, self.debug = name, level, debug
         self._lock = threading.Lock()
 
-    def acquire(self):
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock; ``blocking=False`` is a trylock (exempt from the order check)."""
+        if not blocking:
+            return self.try_acquire()
         if self.debug:
             _check(self)
         self._lock.acquire()
         if self.debug:
             _stack().append((self.level, self.name))
+        return True
 
     def try_acquire(self) -> bool:
         ok = self._lock.acquire(False)
@@ -78,6 +82,12 @@ class Mutex:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def make_mutex(name: str, level: int, debug: bool = False):
+    """A Mutex that checks the order when ``debug``; otherwise a bare ``threading.Lock``
+    (same ``acquire(blocking)`` / ``release`` / ``with`` interface, no Python-level calls)."""
+    return Mutex(name, level, True) if debug else threading.Lock()
 
 
 class RWLock:

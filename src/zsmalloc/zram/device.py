@@ -341,13 +341,14 @@ class ConcurrentZram(Zram):
 
     def _init_state(self) -> None:
         import threading
-        from ..locking import Mutex
+        from ..locking import make_mutex
         n = self.nr_pages
         self.pool = Pool(self.config, name="zram", concurrent=True, lock_debug=self.lock_debug)
         self.slot_handle = array("Q", [0]) * n     # no n*8-byte temporary left in the heap
         self.slot_flags = array("Q", [0]) * n
-        self._slot_locks = [Mutex(f"zram-slot[{i}]", 5, self.lock_debug) for i in range(self._STRIPES)]
-        self._stats = Mutex("zram-stats", 95, self.lock_debug)
+        self._slot_locks = [make_mutex(f"zram-slot[{i}]", 5, self.lock_debug)
+                            for i in range(self._STRIPES)]
+        self._stats = make_mutex("zram-stats", 95, self.lock_debug)
         self._tls = threading.local()
         for name in ("pages_stored", "compr_data_size", "same_pages", "huge_pages",
                      "huge_pages_since", "max_used_pages", "limit_pages", "failed_reads",
