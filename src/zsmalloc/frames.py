@@ -67,6 +67,7 @@ class FrameArena:
         slot = fl.pop()
         if not fl:
             heapq.heappop(heap)
+            free[c] = array("H")     # a full chunk: drop the stack's buffer (1 KiB a chunk)
         self._used[c] += 1
         self.frames_in_use += 1
         pfn = (c << self.chunk_shift) | slot

@@ -128,7 +128,7 @@ def metadata_bytes(pool) -> dict:
                                                    zt.free_ids))
         + sys.getsizeof(zt.cls) + sum(sys.getsizeof(a) for a in (zt.prev, zt.next, zt.frames,
                                                                   zt.huge_handle)),
-        "frames": _deep_list_bytes(pool.frame_zspage) + sys.getsizeof(pool.frame_first_obj),
+        "frames": sys.getsizeof(pool.frame_zspage) + sys.getsizeof(pool.frame_first_obj),
         "arena": sum(sys.getsizeof(fl) for fl in pool.arena._free if fl is not None)
         + sys.getsizeof(pool.arena._partial) + sys.getsizeof(pool.arena._pending),
     }
