@@ -484,28 +484,9 @@ class ConcurrentPool(Pool):
                 raise ValueError(f"write of {n} bytes to handle {handle} exceeds its allocation "
                                  f"of {cap} bytes")
             idx = (w >> 1) & IDX_MASK
-            self._obj_write_at(z, cls, idx, cls.hdr, bytes(data))
+            self._obj_write_raw(z, cls, idx, bytes(data), cls.hdr)
         finally:
             self._end_access(handle, z)
-
-    def _obj_write_at(self, z, cls, idx, skip, data) -> None:
-        """Write ``data`` at ``skip`` bytes into object idx (payload after the header)."""
-        P = self.page_size
-        off = idx * cls.size + skip
-        k = off >> self.page_shift
-        ioff = off & (P - 1)
-        n = len(data)
-        pfn = self.zspages.frames[z * self._chain + k]
-        a = ((pfn & self._cm) << self.page_shift) + ioff
-        mm = self.arena.chunks[pfn >> self._cs]
-        if ioff + n <= P:
-            mm[a:a + n] = data
-            return
-        first = P - ioff
-        mm[a:a + first] = data[:first]
-        nxt = self.zspages.frames[z * self._chain + k + 1]
-        b = (nxt & self._cm) << self.page_shift
-        self.arena.chunks[nxt >> self._cs][b:b + n - first] = data[first:]
 
     def migrate_page(self, pfn: int, target=None) -> int:
         """Kernel: the migration core locks the page, then zs_page_migrate."""

@@ -677,9 +677,10 @@ class Pool:
         b = (nxt & self._cm) << self.page_shift
         return mm[a:a + first] + self.arena.chunks[nxt >> self._cs][b:b + n - first]
 
-    def _obj_write_raw(self, z: int, cls: ClassState, idx: int, data: bytes) -> None:
+    def _obj_write_raw(self, z: int, cls: ClassState, idx: int, data: bytes, skip: int = 0) -> None:
+        """Write ``data`` into object idx's slot, ``skip`` bytes in (8 to pass the header)."""
         P = self.page_size
-        off = idx * cls.size
+        off = idx * cls.size + skip
         k = off >> self.page_shift
         ioff = off & (P - 1)
         n = len(data)
