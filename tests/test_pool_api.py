@@ -220,3 +220,16 @@ def _smaps_rss(addr):
             elif inside and line.startswith("Rss:"):
                 return int(line.split()[1])
     return 0
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_malloc_with_data(concurrent):
+    pool = zsmalloc.Pool(concurrent=concurrent)
+    for n in (1, 100, 340, 3000, 4096):          # 340: class 352 objects span frames
+        hs = [pool.malloc(n, bytes([i % 251]) * n) for i in range(20)]
+        assert all(pool.read(h) == bytes([i % 251]) * n for i, h in enumerate(hs))
+    before = (pool.total_pages, pool.objects)
+    with pytest.raises(ValueError, match="does not fit"):
+        pool.malloc(10, b"x" * 11)
+    assert (pool.total_pages, pool.objects) == before
+    pool.check()

@@ -302,10 +302,17 @@ class ConcurrentPool(Pool):
 
     # -- the API ----------------------------------------------------------------------------
 
-    def malloc(self, size) -> int:
-        """Kernel: zs_malloc, with the class lock dropped around alloc_zspage."""
+    def malloc(self, size, data=None) -> int:
+        """Kernel: zs_malloc, with the class lock dropped around alloc_zspage (then
+        zs_obj_write of ``data``, if given, under its own locks)."""
         if type(size) is not int or not 0 < size <= self.page_size:
             raise ValueError(f"size {size!r} out of range: must be an int in 1..{self.page_size}")
+        if data is not None:
+            if len(data) > size:
+                raise ValueError(f"data of {len(data)} bytes does not fit an allocation of {size}")
+            h = self.malloc(size)
+            self.write(h, data)
+            return h
         cls = self._by_request[size]
         row, gen = self._handle_alloc()
         handle = (gen << HANDLE_GEN_SHIFT) | row

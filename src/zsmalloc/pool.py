@@ -101,14 +101,19 @@ class Pool:
     # public API
     # ---------------------------------------------------------------------------------
 
-    def malloc(self, size) -> int:
+    def malloc(self, size, data=None) -> int:
         """Allocate an object of ``size`` bytes; returns its handle. Kernel: zs_malloc.
 
-        Raises ValueError for a size that is not an int in 1..page_size and MemoryError when
-        no frame can be had. Cost: O(1) plus, when a new zspage is needed, O(frames).
+        With ``data`` (at most ``size`` bytes) the object is also written, as ``write``
+        would, without looking the new handle up again (zram's zs_malloc + zs_obj_write).
+        Raises ValueError for a size that is not an int in 1..page_size (or data longer than
+        it) and MemoryError when no frame can be had; nothing changes then.
+        Cost: O(1) plus, when a new zspage is needed, O(frames).
         """
         if type(size) is not int or not 0 < size <= self.page_size:
             raise ValueError(f"size {size!r} out of range: must be an int in 1..{self.page_size}")
+        if data is not None and len(data) > size:
+            raise ValueError(f"data of {len(data)} bytes does not fit an allocation of {size}")
         cls = self._by_request[size]
         handles = self.handles
         hw = self._hw
@@ -141,6 +146,7 @@ class Pool:
         # Kernel: obj_malloc
         idx = zt.freeobj[z]
         if cls.huge:
+            off = 0
             pfn = zt.frames[z * self._chain]
             zt.freeobj[z] = -1
             zt.huge_handle[z] = (handle << 1) | 1
@@ -152,6 +158,17 @@ class Pool:
             link = q[wi]
             zt.freeobj[z] = -1 if link == LINK_END else link >> 1
             q[wi] = (handle << 1) | 1
+        if data is not None:
+            # Kernel: zs_obj_write, straight after (zram copies the compressed page in)
+            P = self.page_size
+            ioff = (off & (P - 1)) + cls.hdr
+            base = (pfn & self._cm) << self.page_shift
+            a = base + ioff
+            nd = len(data)
+            if ioff + nd <= P:
+                self._chunks[pfn >> self._cs][a:a + nd] = data
+            else:
+                self._obj_write_raw(z, cls, idx, data, cls.hdr)
         n = zt.inuse[z] + 1
         zt.inuse[z] = n
         # Kernel: fix_fullness_group (a new zspage: insert_zspage)

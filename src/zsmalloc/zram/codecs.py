@@ -8,6 +8,7 @@ pages and on 95-99 % of real pages (spec §10.8): it is the one to use for confo
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 
@@ -37,9 +38,9 @@ class Lz4(Codec):
         self.acceleration = 1 if level is None else int(level)
         if self.acceleration < 1:
             raise ValueError(f"lz4 level (acceleration) {level!r} must be >= 1")
-
-    def compress_into(self, page, buf):
-        return self._c.compress_block_into(page, buf, acceleration=self.acceleration, store_size=False)
+        # a C-level partial: no Python frame per page on the write path
+        self.compress_into = functools.partial(self._c.compress_block_into,
+                                               acceleration=self.acceleration, store_size=False)
 
     def decompress(self, data, out_len):
         return bytes(self._c.decompress_block(data, output_len=out_len))

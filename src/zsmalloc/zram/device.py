@@ -180,10 +180,12 @@ class Zram:
             raise OSError(f"compression of page {index} failed: {e}") from e
         pool = self.pool
         huge = comp_len >= self.huge_threshold
+        # Kernel: zs_malloc, then (after the limit check) zs_obj_write; copying before the
+        # check changes nothing observable and saves a handle lookup
         if huge:
-            h = pool.malloc(P)
+            h = pool.malloc(P, page)
         else:
-            h = pool.malloc(comp_len)
+            h = pool.malloc(comp_len, memoryview(buf)[:comp_len])
         # Kernel: zram_can_store_page
         total = pool.pages_allocated
         if total > self.max_used_pages:
@@ -193,17 +195,15 @@ class Zram:
             self.failed_writes += 1
             raise MemoryError(f"write of page {index} refused: pool would use {total} pages, "
                               f"over mem_limit of {self.limit_pages} pages")
-        if huge:
-            pool.write(h, page)
+        if self.slot_handle[index] or self.slot_flags[index]:
             self._free_slot(index)
+        if huge:
             self.slot_handle[index] = h
             self.slot_flags[index] = self.F_HUGE | P
             self.compr_data_size += P
             self.huge_pages += 1
             self.huge_pages_since += 1
         else:
-            pool.write(h, memoryview(buf)[:comp_len])
-            self._free_slot(index)
             self.slot_handle[index] = h
             self.slot_flags[index] = comp_len
             self.compr_data_size += comp_len
