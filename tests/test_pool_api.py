@@ -233,3 +233,34 @@ def test_malloc_with_data(concurrent):
         pool.malloc(10, b"x" * 11)
     assert (pool.total_pages, pool.objects) == before
     pool.check()
+
+
+def test_metadata_given_back_after_churn():
+    pool = zsmalloc.Pool(zsmalloc.PoolConfig(chunk_frames=64))
+    rng = random.Random(11)
+    live = {}
+    for _ in range(30000):
+        n = rng.randint(1, 4096)
+        h = pool.malloc(n, rng.randbytes(8) * (n // 8))
+        live[h] = n
+    order = sorted(live)                      # free the newest three quarters: tails go
+    dead = order[len(order) // 4:]
+    for h in dead:
+        pool.free(h)
+        del live[h]
+    rows_before = len(pool.zspages.inuse)
+    md_before = pool.metadata_bytes()["total"]
+    pool.compact()
+    pool.shrink_arena()
+    assert len(pool.zspages.inuse) == len(pool.zspages.live_ids()) < rows_before / 2
+    assert len(pool.handles.words) <= max(live) % (1 << 32) + 1
+    assert pool.metadata_bytes()["total"] < md_before / 2
+    pool.check()
+    for h in live:
+        assert len(pool.read(h)) == live[h]
+    with pytest.raises(zsmalloc.InvalidHandle):
+        pool.read(dead[-1])                   # its row was cut off
+    for _ in range(2000):                     # rows come back with new generations
+        h = pool.malloc(100)
+        assert h not in dead
+    pool.check()

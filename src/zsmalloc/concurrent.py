@@ -89,6 +89,8 @@ class _PinTable:
 class ConcurrentPool(Pool):
     """A Pool safe to use from many threads; see the module docstring for the locks."""
 
+    _auto_trim = False     # renumbering zspage rows would need every lock at once
+
     def __init__(self, config=None, *, lock_debug: bool = False, concurrent: bool = True, **kw):
         super().__init__(config, **kw)
         d = self.lock_debug = lock_debug
@@ -226,7 +228,7 @@ class ConcurrentPool(Pool):
                 row = len(hw)
                 hw.append(0)
                 handles.sizes.append(0)
-                gen = 1
+                gen = handles.gen_floor + 1
             hw[row] = gen << GEN_SHIFT     # reserved, not allocated, not on the free chain
             handles.live += 1
         return row, gen

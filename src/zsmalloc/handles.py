@@ -51,13 +51,14 @@ class HandleTable:
     O(1) amortised; memory 10 bytes per row ever in use at once.
     """
 
-    __slots__ = ("words", "sizes", "free_head", "live")
+    __slots__ = ("words", "sizes", "free_head", "live", "gen_floor")
 
     def __init__(self):
         self.words = array("Q", [0])   # row 0 reserved
         self.sizes = array("H", [0])
         self.free_head = 0
         self.live = 0
+        self.gen_floor = 0             # generations of trimmed rows: new rows start above
 
     def lookup(self, handle) -> int:
         """Row word of a live handle, or InvalidHandle naming it."""

@@ -129,7 +129,7 @@ class Pool:
             row = len(hw)
             hw.append(0)
             handles.sizes.append(0)
-            gen = 1
+            gen = handles.gen_floor + 1
         handle = (gen << HANDLE_GEN_SHIFT) | row
         zt = self.zspages
         # Kernel: find_get_zspage, the head of the fullest group allocation may take
@@ -326,7 +326,22 @@ class Pool:
         returned the cumulative count, we return this call's as 5.12+ does).
         """
         from .compaction import zs_compact
-        return zs_compact(self)
+        freed = zs_compact(self)
+        self._maybe_trim()
+        return freed
+
+    #: single-threaded pools give row metadata back after compaction (zsmalloc.trim)
+    _auto_trim = True
+
+    def _maybe_trim(self) -> None:
+        from .trim import trim, worth_it
+        if self._auto_trim and worth_it(self):
+            trim(self)
+
+    def trim_metadata(self) -> dict:
+        """Renumber zspage rows and cut free table tails now (single-threaded use only)."""
+        from .trim import trim
+        return trim(self)
 
     def can_compact(self) -> int:
         """Pages compaction could free. Kernel: zs_shrinker_count (sum of zs_can_compact)."""
@@ -520,7 +535,12 @@ class Pool:
     def shrink_arena(self) -> int:
         """Pack live frames into the densest chunks; returns chunks unmapped."""
         from .migration import shrink_arena
-        return shrink_arena(self)
+        n = shrink_arena(self)
+        if self._auto_trim:
+            from .trim import _trim_frames
+            _trim_frames(self)
+            self._maybe_trim()
+        return n
 
     def evacuate(self, chunk: int) -> int:
         """Move every frame out of one chunk so it is unmapped; returns frames moved."""
