@@ -280,7 +280,8 @@ def run(npages: int, discard: float, seed: int, chunk_frames: int | None, distin
     t = time.perf_counter()
     unmapped = z.pool.shrink_arena()
     rows["shrunk"] = snapshot(z, base, time.perf_counter() - t, traced0)
-    moved = sum(u for c, u in enumerate(used_before) if u and arena.chunks[c] is None)
+    moved = sum(u for c, u in enumerate(used_before)
+                if u and (c >= len(arena.chunks) or arena.chunks[c] is None))
     rows["shrunk"]["note"] = f"{unmapped:,} chunks unmapped, {moved:,} frames migrated"
 
     # what glibc keeps: give its free heap memory back and look again (not a step)
