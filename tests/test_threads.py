@@ -49,9 +49,8 @@ class Watchdog:
 
 
 def _stress(profile, n_threads, ops_per_thread, seed, seconds=240, lock_debug=False):
-    pool = zsmalloc.Pool(profile=profile, concurrent=True, lock_debug=lock_debug,
-                         config=None) if False else ConcurrentPool(
-        zsmalloc.PoolConfig(profile=profile, chunk_frames=64), lock_debug=lock_debug)
+    pool = ConcurrentPool(zsmalloc.PoolConfig(profile=profile, chunk_frames=64),
+                          lock_debug=lock_debug)
     worker = FreeWorker(pool).start()
     shared = []                     # handles any thread may free
     shared_lock = threading.Lock()
@@ -115,7 +114,6 @@ def _stress(profile, n_threads, ops_per_thread, seed, seconds=240, lock_debug=Fa
     def migrator():
         rng = random.Random(seed)
         while not stop.is_set():
-            pfns = None
             with pool._leaf:
                 c = pool.arena.mapped_chunks()
             if not c:
@@ -137,7 +135,6 @@ def _stress(profile, n_threads, ops_per_thread, seed, seconds=240, lock_debug=Fa
             except (MigrationError, ValueError):
                 counts["migration_busy"] += 1
             time.sleep(0)
-            del pfns
 
     threads = [threading.Thread(target=mutator, args=(i,), name=f"mutator-{i}") for i in range(n_threads)]
     side = [threading.Thread(target=compactor, name="compactor"),

@@ -300,8 +300,7 @@ class Pool:
 
     def size_of(self, handle) -> int:
         """The size given to malloc for a live handle."""
-        w = self.handles.lookup(handle)
-        del w
+        self.handles.lookup(handle)
         return self.handles.sizes[handle & ROW_MASK] + 1
 
     def class_of(self, handle):
