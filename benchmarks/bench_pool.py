@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import glob
 import importlib.util
 import io
 import os

@@ -165,7 +165,7 @@ def test_48_inuse_optimisation_inserts_second():
 
 def test_compaction_618_moves_lowest_index_into_fullest():
     pool = zsmalloc.Pool()
-    cls = pool._by_request[1000]               # class 1024: 1 page, 4 objects
+    assert pool._by_request[1000].size == 1024  # 1 page, 4 objects
     hs = [pool.malloc(1000) for _ in range(8)]  # two full zspages
     for i, h in enumerate(hs):
         pool.write(h, bytes([i]) * 1000)

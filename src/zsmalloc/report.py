@@ -1183,7 +1183,7 @@ def run_report(out_dir: str, *, pages: int | None = None, quick: bool = False,
             for s in (s for s in specs if s.page_size == P):
                 prog.update(overall, description=f"replay {s.label}")
                 recs = recordings[P].records
-                prog.reset(inner, total=len(recs), visible=True, description=f"  records")
+                prog.reset(inner, total=len(recs), visible=True, description="  records")
                 r = run_spec(s, recs, keep_classes=s.is_zsmalloc,
                              on_progress=lambda k: prog.update(inner, completed=k))
                 prog.update(inner, completed=len(recs))

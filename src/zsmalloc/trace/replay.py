@@ -27,13 +27,13 @@ pool's frames and one dict entry per live slot or object.
 from __future__ import annotations
 
 import os
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ..config import PoolConfig
 from ..pool import Pool
-from ..sizeclass import huge_class_size as _huge_class_size
-from ..zram.device import IoStat, MmStat
+from ..zram.device import IoStat, MmStat, Zram
 from .format import (Compact, Discard, Free, Malloc, MemLimit, PoolCompact, Reset, ResetMax,
                      TraceError, TraceHeader, ZramData, ZramRead, ZramSame,
                      ZramWrite, read_trace)
@@ -43,160 +43,63 @@ __all__ = ["ZramModel", "Replayer", "ReplayResult", "replay", "ALLOCATORS", "mak
 
 ALLOCATORS = ("zsmalloc", "zbud", "z3fold", "zblock")
 
-# slot kinds in ZramModel.slots: index -> (kind, handle or fill word, size)
-_OBJ, _HUGE, _SAME = 0, 1, 2
+class ZramModel(Zram):
+    """A Zram driven by compressed lengths instead of data. Kernel: zram_drv.c.
 
-
-class ZramModel:
-    """zram's slot table and counters over a Pool, driven by lengths. Kernel: zram_drv.c.
-
-    ``ZramModel(config=None, comp_algorithm="lz4")``. Same counters and the same write order
-    as ``zsmalloc.Zram`` (read device.py next to this); no page data is kept, so ``read``
-    only counts. Slots live in a dict (no disk size needed).
+    ``ZramModel(config=None, comp_algorithm="lz4")``. It *is* ``zsmalloc.Zram`` (same write
+    order, same counters: ``write_compressed`` / ``write_same`` are the device's own steps),
+    with two differences for traces: the slot table grows to the highest index seen (a trace
+    need not give a disk size), and a read only counts (no page data is kept).
     """
+
+    _INITIAL_PAGES = 256
 
     def __init__(self, config: PoolConfig | None = None, comp_algorithm: str = "lz4"):
         cfg = PoolConfig() if config is None else config
-        self.config = cfg
-        self.page_size = P = cfg.page_size
-        self.comp_algorithm = comp_algorithm
-        self._codec = None
-        # as Zram: 4.8 stored pages above PAGE_SIZE/4*3 raw; 4.17+ use zs_huge_class_size()
-        self.huge_threshold = P // 4 * 3 + 1 if cfg.kernel_48 else _huge_class_size(cfg)
-        self._words = P // 8
-        self._init_state()
+        super().__init__(self._INITIAL_PAGES * cfg.page_size, comp_algorithm, cfg)
 
-    def _init_state(self) -> None:
-        self.pool = Pool(self.config, name="zram-replay")
-        self.slots: dict[int, tuple] = {}
-        self.pages_stored = 0
-        self.compr_data_size = 0
-        self.same_pages = 0
-        self.huge_pages = 0
-        self.huge_pages_since = 0
-        self.max_used_pages = 0
-        self.limit_pages = 0
-        self.failed_reads = 0
-        self.failed_writes = 0
-        self.notify_free = 0
-        self.num_reads = 0
-        self.num_writes = 0
+    def _check_index(self, index) -> None:
+        if type(index) is not int or index < 0:
+            raise ValueError(f"index {index!r} must be a non-negative int")
+        if index >= self.nr_pages:
+            self._grow(index + 1)
+
+    def _grow(self, n: int) -> None:
+        new = max(n, 2 * self.nr_pages)
+        extra = array("Q", [0]) * (new - self.nr_pages)
+        self.slot_handle.extend(extra)
+        self.slot_flags.extend(extra)
+        self.nr_pages = new
+        self.disksize = new * self.page_size
 
     def write_len(self, index: int, comp_len: int) -> bool:
-        """A write of a page compressing to ``comp_len``; False if mem_limit refused it.
-
-        Kernel: zram_write_page after compression (malloc new, sample mem_used_max, limit
-        check, free old, install new).
-        """
-        self.num_writes += 1
-        pool = self.pool
-        huge = comp_len >= self.huge_threshold
-        h = pool.malloc(self.page_size if huge else comp_len)
-        # Kernel: zram_can_store_page
-        total = pool.pages_allocated
-        if total > self.max_used_pages:
-            self.max_used_pages = total
-        if self.limit_pages and total > self.limit_pages:
-            pool.free(h)
-            self.failed_writes += 1
+        """A write of a page compressing to ``comp_len``; False if mem_limit refused it."""
+        try:
+            self.write_compressed(index, comp_len)
+        except MemoryError:
             return False
-        self._free_slot(index)
-        if huge:
-            self.slots[index] = (_HUGE, h, self.page_size)
-            self.compr_data_size += self.page_size
-            self.huge_pages += 1
-            self.huge_pages_since += 1
-        else:
-            self.slots[index] = (_OBJ, h, comp_len)
-            self.compr_data_size += comp_len
-        self.pages_stored += 1
         return True
-
-    def write_same(self, index: int, word: int) -> None:
-        """A write of a same-filled page. Kernel: zram_write_same_filled_page."""
-        self.num_writes += 1
-        self._free_slot(index)
-        self.slots[index] = (_SAME, word, 0)
-        self.same_pages += 1
-        self.pages_stored += 1
 
     def write_page(self, index: int, page) -> bool:
-        """A write with data: classify and compress as Zram.write does; False if refused."""
-        P = self.page_size
-        if len(page) != P:
+        """A write with data, classified and compressed as Zram.write does; False if refused."""
+        if len(page) != self.page_size:
             raise ValueError(f"page for index {index} is {len(page)} bytes, the replay's "
-                             f"page_size is {P}")
-        w0 = page[:8]
-        if w0 == page[P - 8:] and w0 * self._words == page:
-            self.write_same(index, int.from_bytes(w0, "little"))
-            return True
-        if self._codec is None:
-            from ..zram.codecs import make_codec
-            self._codec = make_codec(self.comp_algorithm)
-            self._buf = bytearray(2 * P)
+                             f"page_size is {self.page_size}")
         try:
-            n = self._codec.compress_into(page, self._buf)
-        except Exception:   # as Zram: a compression error fails the write, old data stays
-            self.num_writes += 1
-            self.failed_writes += 1
+            self.write(index, page)
+        except (MemoryError, OSError):      # refused by mem_limit, or compression failed
             return False
-        return self.write_len(index, n)
-
-    def _free_slot(self, index: int) -> bool:
-        """Kernel: zram_free_page. True if the slot held data."""
-        s = self.slots.pop(index, None)
-        if s is None:
-            return False
-        kind, h, size = s
-        if kind == _SAME:
-            self.same_pages -= 1
-        else:
-            if kind == _HUGE:
-                self.huge_pages -= 1
-            self.pool.free(h)
-            self.compr_data_size -= size
-        self.pages_stored -= 1
         return True
 
-    def read(self, index: int) -> None:
+    def read(self, index) -> None:
+        self._check_index(index)
         self.num_reads += 1
 
-    def discard(self, index: int, count: int = 1) -> None:
+    def discard(self, index, count: int = 1) -> None:
         """Kernel: zram_bio_discard (notify_free counts every page, empty or not)."""
-        for i in range(index, index + count):
-            self._free_slot(i)
-            self.notify_free += 1
-
-    def compact(self) -> int:
-        return self.pool.compact()
-
-    @property
-    def mem_limit(self) -> int:
-        return self.limit_pages * self.page_size
-
-    @mem_limit.setter
-    def mem_limit(self, nbytes: int) -> None:
-        self.limit_pages = -(-nbytes // self.page_size)
-
-    def reset_mem_used_max(self) -> None:
-        self.max_used_pages = self.pool.pages_allocated
-
-    def reset(self) -> None:
-        self.pool.close()
-        self._init_state()
-
-    def close(self) -> None:
-        self.pool.close()
-
-    def mm_stat(self) -> MmStat:
-        """Kernel: mm_stat_show."""
-        P = self.page_size
-        return MmStat(self.pages_stored * P, self.compr_data_size, self.pool.pages_allocated * P,
-                      self.limit_pages * P, self.max_used_pages * P, self.same_pages,
-                      self.pool.pages_compacted, self.huge_pages, self.huge_pages_since)
-
-    def io_stat(self) -> IoStat:
-        return IoStat(self.failed_reads, self.failed_writes, self.notify_free)
+        if type(count) is int and count > 0:
+            self._check_index(index + count - 1)
+        super().discard(index, count)
 
 
 def make_allocator(name: str, config: PoolConfig):

@@ -166,11 +166,7 @@ class Zram:
         # Kernel: page_same_filled (word 0 against the last word first, then all)
         w0 = page[:8]
         if w0 == page[P - 8:] and w0 * self._words == page:
-            self._free_slot(index)
-            self.slot_handle[index] = int.from_bytes(w0, "little")
-            self.slot_flags[index] = self.F_SAME
-            self.same_pages += 1
-            self.pages_stored += 1
+            self._store_same(index, int.from_bytes(w0, "little"))
             return
         buf = self._buf
         try:
@@ -178,14 +174,53 @@ class Zram:
         except Exception as e:   # Kernel: a compression error fails the write, old data stays
             self.failed_writes += 1
             raise OSError(f"compression of page {index} failed: {e}") from e
+        # huge pages are stored raw: the payload is the page itself
+        self._store(index, comp_len,
+                    page if comp_len >= self.huge_threshold else memoryview(buf)[:comp_len])
+
+    def write_same(self, index, word: int) -> None:
+        """Store a same-filled page given by its fill word (no data). Kernel: the
+        page_same_filled branch of zram_write_page."""
+        self._check_index(index)
+        if type(word) is not int or not 0 <= word < 1 << 64:
+            raise ValueError(f"fill word {word!r} must be an unsigned 64-bit int")
+        self.num_writes += 1
+        self._store_same(index, word)
+
+    def write_compressed(self, index, comp_len: int, data=None) -> None:
+        """Store a page already compressed to ``comp_len`` bytes: the rest of zram_write_page.
+
+        ``data`` is the payload (the compressed bytes, or the raw page when ``comp_len``
+        reaches the huge threshold); without it only the accounting is done (trace replay:
+        reading such a slot gives no page back). MemoryError over ``mem_limit``.
+        """
+        self._check_index(index)
+        if type(comp_len) is not int or comp_len < 1:
+            raise ValueError(f"compressed length {comp_len!r} must be a positive int")
+        if data is not None:
+            want = self.page_size if comp_len >= self.huge_threshold else comp_len
+            if len(data) != want:
+                raise ValueError(f"data of {len(data)} bytes for a page compressed to "
+                                 f"{comp_len}: expected {want}")
+        self.num_writes += 1
+        self._store(index, comp_len, data)
+
+    def _store_same(self, index: int, word: int) -> None:
+        self._free_slot(index)
+        self.slot_handle[index] = word
+        self.slot_flags[index] = self.F_SAME
+        self.same_pages += 1
+        self.pages_stored += 1
+
+    def _store(self, index: int, comp_len: int, payload) -> None:
+        """Kernel: zram_write_page after compression (6.18 order): zs_malloc the new
+        object, zram_can_store_page (mem_used_max, mem_limit), copy, free the old slot,
+        install. Copying before the limit check changes nothing observable and saves a
+        handle lookup."""
+        P = self.page_size
         pool = self.pool
         huge = comp_len >= self.huge_threshold
-        # Kernel: zs_malloc, then (after the limit check) zs_obj_write; copying before the
-        # check changes nothing observable and saves a handle lookup
-        if huge:
-            h = pool.malloc(P, page)
-        else:
-            h = pool.malloc(comp_len, memoryview(buf)[:comp_len])
+        h = pool.malloc(P if huge else comp_len, payload)
         # Kernel: zram_can_store_page
         total = pool.pages_allocated
         if total > self.max_used_pages:
@@ -197,14 +232,13 @@ class Zram:
                               f"over mem_limit of {self.limit_pages} pages")
         if self.slot_handle[index] or self.slot_flags[index]:
             self._free_slot(index)
+        self.slot_handle[index] = h
         if huge:
-            self.slot_handle[index] = h
             self.slot_flags[index] = self.F_HUGE | P
             self.compr_data_size += P
             self.huge_pages += 1
             self.huge_pages_since += 1
         else:
-            self.slot_handle[index] = h
             self.slot_flags[index] = comp_len
             self.compr_data_size += comp_len
         self.pages_stored += 1
