@@ -14,45 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 from common import Printer, Table, header_lines  # noqa: E402
 
 import zsmalloc  # noqa: E402
-from zsmalloc.concurrent import ConcurrentPool  # noqa: E402
-
-
-def race(profile: str, n: int, size: int):
-    """N writers hit a full class at once; returns (created zspages, created pages, held
-    pages after, minimum zspages, minimum pages, class)."""
-    pool = ConcurrentPool(zsmalloc.PoolConfig(profile=profile))
-    cls = pool._by_request[size]
-    for _ in range(cls.objs):          # fill one zspage: the class is now full
-        pool.malloc(size)
-    z0, p0 = pool.zspages_created, pool.pages_created
-    held0 = pool.total_pages
-    barrier = threading.Barrier(n)
-
-    def hook(p, c):
-        if c is cls:
-            try:
-                barrier.wait(timeout=10)
-            except threading.BrokenBarrierError:
-                pass
-    pool.slow_path_hook = hook
-    ts = [threading.Thread(target=pool.malloc, args=(size,)) for _ in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(30)
-    if any(t.is_alive() for t in ts):
-        raise RuntimeError(f"writers hung ({profile}, N={n}, size {size})")
-    pool.check()
-    zmin = -(-n // cls.objs)
-    return (pool.zspages_created - z0, pool.pages_created - p0, pool.total_pages - held0,
-            zmin, zmin * cls.ppz, cls)
+from zsmalloc.concurrent import race  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -73,13 +41,15 @@ def main(argv=None) -> int:
                   ["N", "minimum zspages (pages)", "linux-6.18 zspages (pages)",
                    "linux-6.18 pages held", "tuned zspages (pages)", "tuned pages held",
                    "linux-6.18 / minimum pages"])
-        cls = None
         for n in ns:
-            kz, kp, kh, zmin, pmin, cls = race("linux-6.18", n, size)
-            tz, tp, th, _, _, _ = race("tuned", n, size)
-            t.add(n, f"{zmin} ({pmin})", f"{kz} ({kp})", kh, f"{tz} ({tp})", th,
-                  f"{kp / pmin:.1f}x")
-        t.note = (f"class {cls.size}: {cls.ppz} page(s), {cls.objs} objects per zspage. "
+            k = race("linux-6.18", n, size)
+            tu = race("tuned", n, size)
+            t.add(n, f"{k.min_zspages} ({k.min_pages})", f"{k.zspages_created} ({k.pages_created})",
+                  k.pages_held, f"{tu.zspages_created} ({tu.pages_created})", tu.pages_held,
+                  f"{k.pages_created / k.min_pages:.1f}x")
+        cls = zsmalloc.class_table().for_request(size)
+        t.note = (f"class {cls.size}: {cls.pages_per_zspage} page(s), {cls.objs_per_zspage} "
+                  "objects per zspage. "
                   "Kernel: every writer that found the class full allocates its own zspage "
                   "(class lock dropped around alloc_zspage). tuned: one allocator per class, "
                   "re-check after re-taking the lock, surplus kept for the next slow path.")

@@ -11,7 +11,7 @@ import traceback
 import pytest
 
 import zsmalloc
-from zsmalloc.concurrent import ConcurrentPool, FreeWorker
+from zsmalloc.concurrent import ConcurrentPool, FreeWorker, race
 from zsmalloc.locking import LockOrderError, Mutex
 from zsmalloc.migration import MigrationError
 
@@ -179,50 +179,16 @@ def test_lock_order_is_asserted_in_debug_mode():
         inner.release()
 
 
-def _race(profile, n, objs_full=True):
-    pool = ConcurrentPool(zsmalloc.PoolConfig(profile=profile))
-    size = 1000                                   # class 1024: 1 page, 4 objects per zspage
-    cls = pool._by_request[size]
-    fill = [pool.malloc(size) for _ in range(cls.objs)]   # the class is now full
-    created0, pages0 = pool.zspages_created, pool.pages_created
-    barrier = threading.Barrier(n)
-
-    def hook(p, c):
-        if c is cls:
-            try:
-                barrier.wait(timeout=5)
-            except threading.BrokenBarrierError:
-                pass
-    pool.slow_path_hook = hook
-    out = [None] * n
-
-    def writer(i):
-        out[i] = pool.malloc(size)
-    ts = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
-    with Watchdog(60) as wd:
-        for t in ts:
-            t.start()
-        wd.join(ts)
-    pool.slow_path_hook = None
-    created = pool.zspages_created - created0
-    pages = pool.pages_created - pages0
-    minimum = -(-n // cls.objs)
-    held = pool.total_pages - cls.ppz
-    pool.check()
-    del fill
-    return created, pages, minimum, held
-
-
 @pytest.mark.parametrize("n", [2, 4, 8, 16])
 def test_race_kernel_profile_allocates_one_zspage_per_writer(n):
-    created, pages, minimum, held = _race("linux-6.18", n)
-    assert created == n                 # every writer made its own zspage
-    assert held == n                    # ... and each holds one object in one page
-    assert minimum < n or n <= 1
+    r = race("linux-6.18", n)
+    assert r.zspages_created == n           # every writer made its own zspage
+    assert r.pages_held == n                # ... and each holds one object in one page
+    assert r.min_zspages < n
 
 
 @pytest.mark.parametrize("n", [2, 4, 8, 16, 64])
 def test_race_tuned_profile_needs_the_minimum(n):
-    created, pages, minimum, held = _race("tuned", n)
-    assert created == minimum
-    assert held == minimum
+    r = race("tuned", n)
+    assert r.zspages_created == r.min_zspages
+    assert r.pages_held == r.min_pages

@@ -43,6 +43,7 @@ from __future__ import annotations
 import errno
 import threading
 import time
+from dataclasses import dataclass
 
 from .errors import InvalidHandle
 from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, IDX_MASK, PFN_MASK, PFN_SHIFT, ROW_MASK
@@ -560,3 +561,54 @@ class FreeWorker:
         self._ev.set()
         self._t.join(5)
         self.pool.free_worker = None
+
+
+@dataclass(frozen=True)
+class RaceResult:
+    """What ``race`` measured: zspages and pages created by the N writers, pages held after,
+    and the minimum zspages / pages that N objects need."""
+
+    writers: int
+    zspages_created: int
+    pages_created: int
+    pages_held: int
+    min_zspages: int
+    min_pages: int
+    class_size: int
+
+
+def race(profile: str, n: int, size: int = 1000, timeout: float = 30.0) -> RaceResult:
+    """The seed thread's race, reproduced: N writers find a class full at the same moment.
+
+    A barrier in ``slow_path_hook`` (the class lock is dropped there, before alloc_zspage)
+    releases the N writers together. Kernel profiles: each allocates its own zspage.
+    Raises RuntimeError if a writer does not finish in ``timeout`` seconds.
+    """
+    from .config import PoolConfig
+    pool = ConcurrentPool(PoolConfig(profile=profile))
+    cls = pool._by_request[size]
+    for _ in range(cls.objs):              # fill one zspage: the class is now full
+        pool.malloc(size)
+    z0, p0, held0 = pool.zspages_created, pool.pages_created, pool.total_pages
+    barrier = threading.Barrier(n)
+
+    def hook(p, c):
+        if c is cls:
+            try:
+                barrier.wait(timeout=timeout / 3)
+            except threading.BrokenBarrierError:
+                pass
+    pool.slow_path_hook = hook
+    ts = [threading.Thread(target=pool.malloc, args=(size,), name=f"race-writer-{i}")
+          for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    if any(t.is_alive() for t in ts):
+        raise RuntimeError(f"race writers hung ({profile}, N={n}, size {size})")
+    pool.slow_path_hook = None
+    pool.check()
+    zmin = -(-n // cls.objs)
+    return RaceResult(n, pool.zspages_created - z0, pool.pages_created - p0,
+                      pool.total_pages - held0, zmin, zmin * cls.ppz, cls.size)
