@@ -49,7 +49,7 @@ from .errors import InvalidHandle
 from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, IDX_MASK, PFN_MASK, PFN_SHIFT, ROW_MASK
 from .locking import LVL_CLASS, LVL_LEAF, LVL_MIGRATE, LVL_POOL, LVL_ZSPAGE, RWLock, make_mutex
 from .pool import Pool, _NULL
-from .zspage import LINK_END
+from .zspage import LINK_END, OFF_LIST
 
 _STRIPES = 64
 LVL_ALLOC_SINGLE = 15     # tuned: per-class "one allocator at a time", above class lock order
@@ -266,6 +266,22 @@ class ConcurrentPool(Pool):
         with self._leaf:
             super()._zspage_release(cls, z)
 
+    def _try_release_empty(self, cls, z: int) -> bool:
+        # One step under the leaf lock, as the kernel's trylock of every page: otherwise a
+        # migration could lock a frame between our check and the release, and go on to work
+        # on a zspage row that is gone (or already someone else's).
+        with self._leaf:
+            zt = self.zspages
+            if self.locked_frames:
+                base = z * self._chain
+                for k in range(cls.ppz):
+                    if zt.frames[base + k] in self.locked_frames:
+                        return False
+            if zt.prev[z] != OFF_LIST:
+                zt.remove(cls, z)
+            Pool._zspage_release(self, cls, z)
+            return True
+
     def _find_zspage_locked(self, cls) -> int:
         """Kernel: find_get_zspage (+ tuned: the surplus zspage)."""
         m = cls.mask & cls.alloc_mask
@@ -367,11 +383,14 @@ class ConcurrentPool(Pool):
                 self._obj_malloc_locked(cls, z, handle, row, gen, size)
 
     def _keep_surplus_locked(self, cls, z: int) -> None:
-        """tuned: keep one unused new zspage per class for the next slow path."""
+        """tuned: keep one unused new zspage per class for the next slow path; a second one
+        goes the way of any empty zspage (free_zspage: freed now, or deferred while page
+        migration holds one of its frames)."""
         if self._surplus[cls.index] < 0:
             self._surplus[cls.index] = z
         else:
-            self._zspage_release(cls, z)
+            self._regroup(cls, z, 0)        # onto the empty list, as zs_free would leave it
+            self._free_zspage(cls, z)
 
     def surplus_zspages(self) -> set:
         return {z for z in self._surplus.values() if z >= 0}

@@ -184,6 +184,9 @@ def migrate_page(pool, pfn: int, target: int | None = None) -> int:
         return migrate_page_48(pool, pfn, target)
     z, cls, k = _frame_owner(pool, pfn)
     with pool.pool_write_locked(), pool.class_locked(cls):
+        if pool.frame_zspage[pfn] != z or pool.zspages.cls[z] is not cls \
+                or pool.zspages.frames[z * pool._chain + k] != pfn:
+            raise MigrationError(errno.EAGAIN, f"frame {pfn} changed owner meanwhile")
         if not pool.zspage_write_trylock(z):
             raise MigrationError(errno.EBUSY, f"zspage of frame {pfn} is being read")
         try:
@@ -205,6 +208,8 @@ def isolate_page(pool, pfn: int) -> bool:
     z, cls, k = _frame_owner(pool, pfn)
     zt = pool.zspages
     with pool.class_locked(cls):
+        if pool.frame_zspage[pfn] != z or zt.cls[z] is not cls:
+            return False          # freed and reused meanwhile
         if zt.inuse[z] == 0:
             return False
         if zt.prev[z] == OFF_LIST and not zt.isolated[z]:
@@ -296,21 +301,12 @@ def free_work(pool) -> int:
     for cls in pool.classes:
         with pool.class_locked(cls):
             for z in pool.zspages.list_of(cls, 0):
-                if pool.zspages.isolated[z] or _has_locked_frame(pool, cls, z):
+                if not pool.zspages.isolated[z] and pool._try_release_empty(cls, z):
+                    freed += 1
+                else:
                     still = True
-                    continue
-                pool.zspages.remove(cls, z)
-                pool._zspage_release(cls, z)
-                freed += 1
     pool.deferred_pending = still
     return freed
-
-
-def _has_locked_frame(pool, cls, z) -> bool:
-    if not pool.locked_frames:
-        return False
-    base = z * pool._chain
-    return any(pool.zspages.frames[base + k] in pool.locked_frames for k in range(cls.ppz))
 
 
 def pending_free(pool) -> int:

@@ -654,14 +654,22 @@ class Pool:
         it is locked by page migration (6.18 trylock_zspage fails) or, in 4.8, while it is
         isolated (zs_page_putback frees it later).
         """
-        zt = self.zspages
-        if zt.isolated[z]:
+        if self.zspages.isolated[z]:
             return False   # 4.8: isolated for migration; putback schedules the free
+        if self._try_release_empty(cls, z):
+            return True
+        self.kick_deferred_free()           # trylock_zspage failed
+        return False
+
+    def _try_release_empty(self, cls: ClassState, z: int) -> bool:
+        """Release an empty zspage unless a frame of it is locked. Kernel: trylock_zspage +
+        remove_zspage + __free_zspage. The class lock is held; ConcurrentPool makes the
+        check and the release one step against lock_frame (the kernel's page locks)."""
+        zt = self.zspages
         if self.locked_frames:
             base = z * self._chain
             for k in range(cls.ppz):
                 if zt.frames[base + k] in self.locked_frames:
-                    self.kick_deferred_free()   # trylock_zspage failed
                     return False
         if zt.prev[z] != OFF_LIST:
             zt.remove(cls, z)
