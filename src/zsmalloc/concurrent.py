@@ -49,7 +49,7 @@ from .errors import InvalidHandle
 from .handles import GEN_MAX, GEN_SHIFT, HANDLE_GEN_SHIFT, IDX_MASK, PFN_MASK, PFN_SHIFT, ROW_MASK
 from .locking import LVL_CLASS, LVL_LEAF, LVL_MIGRATE, LVL_POOL, LVL_ZSPAGE, RWLock, make_mutex
 from .pool import Pool, _NULL
-from .zspage import LINK_END, OFF_LIST
+from .zspage import LINK_END
 
 _STRIPES = 64
 LVL_ALLOC_SINGLE = 15     # tuned: per-class "one allocator at a time", above class lock order
@@ -271,16 +271,7 @@ class ConcurrentPool(Pool):
         # migration could lock a frame between our check and the release, and go on to work
         # on a zspage row that is gone (or already someone else's).
         with self._leaf:
-            zt = self.zspages
-            if self.locked_frames:
-                base = z * self._chain
-                for k in range(cls.ppz):
-                    if zt.frames[base + k] in self.locked_frames:
-                        return False
-            if zt.prev[z] != OFF_LIST:
-                zt.remove(cls, z)
-            Pool._zspage_release(self, cls, z)
-            return True
+            return super()._try_release_empty(cls, z)
 
     def _find_zspage_locked(self, cls) -> int:
         """Kernel: find_get_zspage (+ tuned: the surplus zspage)."""

@@ -663,8 +663,9 @@ class Pool:
 
     def _try_release_empty(self, cls: ClassState, z: int) -> bool:
         """Release an empty zspage unless a frame of it is locked. Kernel: trylock_zspage +
-        remove_zspage + __free_zspage. The class lock is held; ConcurrentPool makes the
-        check and the release one step against lock_frame (the kernel's page locks)."""
+        remove_zspage + __free_zspage. The class lock is held; ConcurrentPool runs this under
+        its leaf lock so the check and the release are one step against lock_frame (the
+        kernel's page locks)."""
         zt = self.zspages
         if self.locked_frames:
             base = z * self._chain
@@ -673,7 +674,7 @@ class Pool:
                     return False
         if zt.prev[z] != OFF_LIST:
             zt.remove(cls, z)
-        self._zspage_release(cls, z)
+        Pool._zspage_release(self, cls, z)   # the caller holds whatever lock it needs
         return True
 
     def _zspage_release(self, cls: ClassState, z: int) -> None:

@@ -713,6 +713,26 @@ def workload_ops(pages, kind: str, seed: int = 0, nr_slots: int | None = None, *
     return _ops(npages, kind, seed, nr_slots, waves)
 
 
+def swap_in_wave(rng, nr_slots: int, used: set):
+    """A swap-in wave: runs of 1-32 slots are read, then discarded, until 20-40 % of the
+    slots are freed. Yields ("read", i) and ("discard", start, count); updates ``used``."""
+    goal = int(nr_slots * rng.uniform(0.2, 0.4))
+    freed = 0
+    for _ in range(4 * nr_slots):
+        if freed >= goal:
+            break
+        start = rng.randrange(nr_slots)
+        count = min(rng.randint(1, 32), nr_slots - start)
+        run = [i for i in range(start, start + count) if i in used]
+        if not run:
+            continue
+        for i in run:               # swap-in reads the pages, then frees the slots
+            yield ("read", i)
+        yield ("discard", start, count)
+        used.difference_update(run)
+        freed += len(run)
+
+
 def _ops(npages, kind, seed, nr_slots, waves):
     rng = random.Random(seed)
     for i in range(nr_slots):
@@ -725,21 +745,7 @@ def _ops(npages, kind, seed, nr_slots, waves):
             for i in rng.sample(range(nr_slots), int(nr_slots * rng.uniform(0.2, 0.5))):
                 yield ("write", i, rng.randrange(npages))
         elif kind == "discard-waves":
-            goal = int(nr_slots * rng.uniform(0.2, 0.4))
-            freed = 0
-            for _ in range(4 * nr_slots):
-                if freed >= goal:
-                    break
-                start = rng.randrange(nr_slots)
-                count = min(rng.randint(1, 32), nr_slots - start)
-                run = [i for i in range(start, start + count) if i in used]
-                if not run:
-                    continue
-                for i in run:               # swap-in reads the pages, then frees the slots
-                    yield ("read", i)
-                yield ("discard", start, count)
-                used.difference_update(run)
-                freed += len(run)
+            yield from swap_in_wave(rng, nr_slots, used)
             free = sorted(set(range(nr_slots)) - used)
             for i in rng.sample(free, int(len(free) * rng.uniform(0.3, 0.8))):
                 yield ("write", i, rng.randrange(npages))

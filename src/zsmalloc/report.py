@@ -64,6 +64,7 @@ import time
 from dataclasses import dataclass, field
 
 from .config import MAX_CHAIN, MIN_CHAIN, PAGE_SIZES, PROFILES, PoolConfig
+from .realpages import swap_in_wave
 from .sizeclass import huge_class_size
 
 __all__ = ["ReportError", "RunSpec", "RunResult", "Recording", "default_ops", "gather_pages",
@@ -227,20 +228,7 @@ def default_ops(npages: int, seed: int = 0, nr_slots: int | None = None, rounds:
             used.add(i)
         for i in rng.sample(sorted(used), int(len(used) * rng.uniform(0.2, 0.5))):
             ops.append(("write", i, rng.randrange(npages)))
-        goal = int(nr_slots * rng.uniform(0.2, 0.4))
-        freed = 0
-        for _ in range(4 * nr_slots):
-            if freed >= goal:
-                break
-            start = rng.randrange(nr_slots)
-            count = min(rng.randint(1, 32), nr_slots - start)
-            run = [i for i in range(start, start + count) if i in used]
-            if not run:
-                continue
-            ops.extend(("read", i) for i in run)      # swap-in reads, then frees the slots
-            ops.append(("discard", start, count))
-            used.difference_update(run)
-            freed += len(run)
+        ops.extend(swap_in_wave(rng, nr_slots, used))
         ops.extend([("idle",)] * rng.randint(1, 3))
         ops.append(("compact",))
     return ops
