@@ -215,3 +215,35 @@ def test_48_profile_uses_max_zpage_size():
     assert z.mm_stat().huge_pages == 0
     z.write(1, craft_page(3073, rng))
     assert z.mm_stat().huge_pages == 1
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_page_buffer_types_and_near_same_filled(concurrent):
+    """bytes, bytearray and memoryview pages all work, same-filled ones included; a page
+    whose first and last words agree but whose middle differs is not same-filled."""
+    z = Zram(1 << 20, concurrent=concurrent)
+    same = same_filled_page(0x0123456789ABCDEF)
+    near = bytearray(same)
+    near[2000] ^= 0xFF
+    pages = [same, bytearray(same), memoryview(same), bytes(near), memoryview(bytes(near)),
+             craft_page(700, random.Random(3))]
+    for i, pg in enumerate(pages):
+        z.write(i, pg)
+    for i, pg in enumerate(pages):
+        assert z.read(i) == bytes(pg)
+    m = z.mm_stat()
+    assert m.same_pages == 3
+    assert m.mem_used_total > 0 and m.compr_data_size > 0
+
+
+def test_corrupt_object_fails_the_read_and_counts():
+    """A stored object that no longer decompresses to a page: OSError naming the index,
+    failed_reads counted, the slot left as it was (the kernel's -EIO on read)."""
+    z = Zram(1 << 20)
+    z.write(5, craft_page(900, random.Random(4)))
+    h = z.slot_handle[5]
+    z.pool.write(h, b"\xff" * 16)          # break the LZ4 block's first sequences
+    with pytest.raises(OSError, match="page 5"):
+        z.read(5)
+    assert z.io_stat().failed_reads == 1
+    assert z.mm_stat().compr_data_size == 900

@@ -165,10 +165,17 @@ class Pool:
             base = (pfn & self._cm) << self.page_shift
             a = base + ioff
             nd = len(data)
+            mm = self._chunks[pfn >> self._cs]
             if ioff + nd <= P:
-                self._chunks[pfn >> self._cs][a:a + nd] = data
+                mm[a:a + nd] = data
             else:
-                self._obj_write_raw(z, cls, idx, data, cls.hdr)
+                # the two memcpy_to_page calls of zs_obj_write for a spanning object
+                first = P - ioff
+                mv = memoryview(data)
+                mm[a:base + P] = mv[:first]
+                nxt = zt.frames[z * self._chain + (off >> self.page_shift) + 1]
+                b = (nxt & self._cm) << self.page_shift
+                self._chunks[nxt >> self._cs][b:b + nd - first] = mv[first:]
         n = zt.inuse[z] + 1
         zt.inuse[z] = n
         # Kernel: fix_fullness_group (a new zspage: insert_zspage)
@@ -282,6 +289,12 @@ class Pool:
             length = cap
         elif type(length) is not int or not 0 <= length <= cap:
             raise ValueError(f"read length {length!r} out of range 0..{cap} for handle {handle}")
+        return self.obj_read(w, length)
+
+    def obj_read(self, w: int, length: int) -> bytes:
+        """``length`` bytes of the object whose handle word (``handles.words[row]``) is ``w``;
+        no checks: callers hold a live handle (zram's slot table). Kernel: zs_obj_read_begin
+        (an object that spans two frames is copied into a local buffer there too)."""
         pfn = (w >> PFN_SHIFT) & PFN_MASK
         z = self.frame_zspage[pfn]
         cls = self._zcls[z]
@@ -293,10 +306,9 @@ class Pool:
         a = base + ioff
         if ioff + length <= P:
             return mm[a:a + length]
-        first = P - ioff
         nxt = self.zspages.frames[z * self._chain + (off >> self.page_shift) + 1]
         b = (nxt & self._cm) << self.page_shift
-        return mm[a:base + P] + self.arena.chunks[nxt >> self._cs][b:b + length - first]
+        return mm[a:base + P] + self._chunks[nxt >> self._cs][b:b + length - (P - ioff)]
 
     def size_of(self, handle) -> int:
         """The size given to malloc for a live handle."""
