@@ -71,13 +71,20 @@ def test_bench_zram_tables(zram_run):
         rows = re.findall(rf"^\| {set_} \| ([^|]+) \| ([^|]+) \| [^|]+ \| ([^|]+) \|", thr, re.M)
         assert [r[0].strip() for r in rows] == [
             "our Zram", "kernel /dev/zram0 via KernelZram",
-            "kernel /dev/zram0, bare pwrite/preadv", "dict of lz4 bytes (cramjam)"], rows
+            "kernel /dev/zram0, bare pwrite/preadv", "dict of lz4 bytes"], rows
         assert all(_rate(w) > 0 and _rate(r) > 0 for _, w, r in rows)
     # one ratio row per set, each with a yes/NO verdict for both targets
     rat = out.split("**Ours / kernel", 1)[1].split("## Profile", 1)[0]
     for set_ in ("anon", "text", "elf", "all three"):
         assert re.search(rf"^\| {set_} \| [\d,]+ \| [^|]+ \| (yes|NO) \| [^|]+ \| (yes|NO) \|",
                          rat, re.M), set_
+    # the time budget: a write and a read row per set, 'ours - dict' = ours - dict
+    bud = out.split("**Where the time goes", 1)[1].split("## Profile", 1)[0]
+    rows = re.findall(r"^\| ([a-z ]+) \| (write|read) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| "
+                      r"([\d.]+) \| (-?[\d.]+) \|", bud, re.M)
+    assert len(rows) == 8, bud
+    for r in rows:
+        assert abs(float(r[5]) - float(r[4]) - float(r[6])) < 0.015, r
     # the profile names our write path and the compressor
     prof = out.split("## Profile", 1)[1]
     # (lz4 is called through a C-level partial, so cProfile does not list it separately)
