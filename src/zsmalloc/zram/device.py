@@ -159,8 +159,7 @@ class Zram:
 
         ValueError for a bad index or a page of the wrong length; MemoryError when the write
         would go over ``mem_limit`` (old data kept, counted in failed_writes, as the kernel's
-        -ENOMEM that userspace sees as EIO). The common case (a compressed object) is written
-        out here rather than through ``_store``: one Python call less per page (measured).
+        -ENOMEM that userspace sees as EIO).
         """
         if type(index) is not int or not 0 <= index < self.nr_pages:
             self._check_index(index)
@@ -179,24 +178,9 @@ class Zram:
         except Exception as e:   # Kernel: a compression error fails the write, old data stays
             self.failed_writes += 1
             raise OSError(f"compression of page {index} failed: {e}") from e
-        if comp_len >= self.huge_threshold:
-            self._store(index, comp_len, page)     # huge: stored raw, the payload is the page
-            return
-        # the rest of _store for a compressed object (Kernel: zs_malloc, zram_can_store_page,
-        # zs_obj_write, zram_free_page of the old slot, install)
-        pool = self.pool
-        h = pool.malloc(comp_len, self._bufmv[:comp_len])
-        total = pool.pages_allocated
-        if total > self.max_used_pages:
-            self.max_used_pages = total
-        if self.limit_pages and total > self.limit_pages:
-            self._refuse(index, h, total)
-        if self.slot_flags[index] or self.slot_handle[index]:
-            self._free_slot(index)
-        self.slot_handle[index] = h
-        self.slot_flags[index] = comp_len
-        self.compr_data_size += comp_len
-        self.pages_stored += 1
+        # huge pages are stored raw: the payload is the page itself
+        self._store(index, comp_len,
+                    page if comp_len >= self.huge_threshold else self._bufmv[:comp_len])
 
     def _same_word(self, page) -> int | None:
         """The fill word if every 8-byte word of ``page`` is the same, else None."""
@@ -251,20 +235,20 @@ class Zram:
         object, zram_can_store_page (mem_used_max, mem_limit), copy, free the old slot,
         install. Copying before the limit check changes nothing observable and saves a
         handle lookup."""
-        P = self.page_size
         pool = self.pool
         huge = comp_len >= self.huge_threshold
-        h = pool.malloc(P if huge else comp_len, payload)
+        h = pool.malloc(self.page_size if huge else comp_len, payload)
         # Kernel: zram_can_store_page
         total = pool.pages_allocated
         if total > self.max_used_pages:
             self.max_used_pages = total
         if self.limit_pages and total > self.limit_pages:
             self._refuse(index, h, total)
-        if self.slot_handle[index] or self.slot_flags[index]:
+        if self.slot_flags[index] or self.slot_handle[index]:
             self._free_slot(index)
         self.slot_handle[index] = h
         if huge:
+            P = self.page_size
             self.slot_flags[index] = self.F_HUGE | P
             self.compr_data_size += P
             self.huge_pages += 1
