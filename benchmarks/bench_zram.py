@@ -443,7 +443,10 @@ def main(argv=None) -> int:
     rat = Table("Ours / kernel (pages/s, ratio of medians; range of run-by-run ratios)",
                 ["set", "pages", "write ÷ KernelZram", f"write target ≥ {TARGET_WRITE}",
                  "read ÷ KernelZram", f"read target ≥ {TARGET_READ}", "write ÷ bare syscalls",
-                 "read ÷ bare syscalls", "write ÷ dict", "read ÷ dict"])
+                 "read ÷ bare syscalls", "write ÷ dict", "read ÷ dict"],
+                note="Target verdicts: 'yes' only when met against both ways of driving the "
+                     "kernel (bare / KernelZram); the bare loop is what the kernel costs a "
+                     "Python caller, KernelZram adds its own argument checks.")
     budget = Table("Where the time goes: microseconds per page (medians)",
                    ["set", "op", "kernel bare", "KernelZram", "dict of lz4", "ours",
                     "ours - dict", "target allows ours - dict ≤ (KernelZram / bare)"],
@@ -466,12 +469,13 @@ def main(argv=None) -> int:
         dw, dr = _ratio_range(o[0], res["dict"][0]), _ratio_range(o[1], res["dict"][1])
         if ok:
             k, raw = res["kernel"], res["raw"]
-            wr = summarize(o[0]).median / summarize(k[0]).median
-            rr = summarize(o[1]).median / summarize(k[1]).median
+            med = lambda runs: summarize(runs).median  # noqa: E731
+            wr = min(med(o[0]) / med(k[0]), med(o[0]) / med(raw[0]))
+            rr = min(med(o[1]) / med(k[1]), med(o[1]) / med(raw[1]))
             if wr < TARGET_WRITE:
-                missed.append(f"write on {name} ({wr:.2f}x)")
+                missed.append(f"write on {name} ({wr:.2f}x the faster kernel path)")
             if rr < TARGET_READ:
-                missed.append(f"read on {name} ({rr:.2f}x)")
+                missed.append(f"read on {name} ({rr:.2f}x the faster kernel path)")
             us = {key: (1e6 / summarize(res[key][0]).median, 1e6 / summarize(res[key][1]).median)
                   for key in ("raw", "kernel", "dict", "ours")}
             for j, (op, tgt) in enumerate((("write", TARGET_WRITE), ("read", TARGET_READ))):
