@@ -215,8 +215,6 @@ def main(argv=None) -> int:
         argv if argv is not None else sys.argv[1:])
     out.heading("Machine")
     out.text("\n".join(header_lines(cmd.strip())))
-    out.text(f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-             f"(other processes on this machine add noise; see the spreads)")
     ok, why = kernel_available()
     out.text("- kernel device: /dev/zram0 (lz4), reset before and after each use" if ok else
              f"- kernel device: NOT USED ({why}); kernel columns are left out")

@@ -120,11 +120,10 @@ def _check(read, pages, who) -> None:
             raise AssertionError(f"{who}: page {i} read back wrong")
 
 
-def run_ours(pages, verify=False):
-    """(write pages/s, read pages/s) of our Zram over ``pages`` (indices 0..n-1)."""
+def _time_device(dev, pages, verify, who):
+    """(write pages/s, read pages/s) of ``dev.write`` / ``dev.read`` over indices 0..n-1."""
     n = len(pages)
-    z = Zram(n * PAGE, "lz4")
-    w, r = z.write, z.read
+    w, r = dev.write, dev.read
     t0 = time.perf_counter()
     for i, p in enumerate(pages):
         w(i, p)
@@ -133,26 +132,23 @@ def run_ours(pages, verify=False):
         r(i)
     t2 = time.perf_counter()
     if verify:
-        _check(r, pages, "our Zram")
-    z.close()
+        _check(r, pages, who)
     return n / (t1 - t0), n / (t2 - t1)
+
+
+def run_ours(pages, verify=False):
+    """Our Zram over ``pages`` (a fresh device)."""
+    z = Zram(len(pages) * PAGE, "lz4")
+    try:
+        return _time_device(z, pages, verify, "our Zram")
+    finally:
+        z.close()
 
 
 def run_kernel(pages, verify=False):
     """The same through KernelZram.write/read (its argument checks and buffer copy included)."""
-    n = len(pages)
-    with KernelZram(n * PAGE, "lz4") as k:
-        w, r = k.write, k.read
-        t0 = time.perf_counter()
-        for i, p in enumerate(pages):
-            w(i, p)
-        t1 = time.perf_counter()
-        for i in range(n):
-            r(i)
-        t2 = time.perf_counter()
-        if verify:
-            _check(r, pages, "kernel zram")
-    return n / (t1 - t0), n / (t2 - t1)
+    with KernelZram(len(pages) * PAGE, "lz4") as k:
+        return _time_device(k, pages, verify, "kernel zram")
 
 
 def run_kernel_raw(pages, verify=False):
@@ -349,8 +345,6 @@ def main(argv=None) -> int:
         argv if argv is not None else sys.argv[1:])
     out.heading("Machine")
     out.text("\n".join(header_lines(cmd.strip())))
-    out.text(f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-             f"(other processes on this machine add noise; see the spreads)")
     ok, why = kernel_available()
     if ok:
         out.text("- kernel device: /dev/zram0 (lz4), reset before and after each use")

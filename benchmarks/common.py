@@ -58,6 +58,8 @@ def header_lines(command: str | None = None) -> list[str]:
     lines = [f"- {k}: {v}" for k, v in info.items()]
     if command:
         lines.append(f"- command: `{command}`")
+    lines.append(f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+                 f"(other processes on this machine add noise; see the spreads)")
     return lines
 
 

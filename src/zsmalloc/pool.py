@@ -165,17 +165,10 @@ class Pool:
             base = (pfn & self._cm) << self.page_shift
             a = base + ioff
             nd = len(data)
-            mm = self._chunks[pfn >> self._cs]
             if ioff + nd <= P:
-                mm[a:a + nd] = data
+                self._chunks[pfn >> self._cs][a:a + nd] = data
             else:
-                # the two memcpy_to_page calls of zs_obj_write for a spanning object
-                first = P - ioff
-                mv = memoryview(data)
-                mm[a:base + P] = mv[:first]
-                nxt = zt.frames[z * self._chain + (off >> self.page_shift) + 1]
-                b = (nxt & self._cm) << self.page_shift
-                self._chunks[nxt >> self._cs][b:b + nd - first] = mv[first:]
+                self._obj_write_raw(z, cls, idx, data, cls.hdr)
         n = zt.inuse[z] + 1
         zt.inuse[z] = n
         # Kernel: fix_fullness_group (a new zspage: insert_zspage)
@@ -253,22 +246,14 @@ class Pool:
         pfn = (w >> PFN_SHIFT) & PFN_MASK
         z = self.frame_zspage[pfn]
         cls = self._zcls[z]
-        off = ((w >> 1) & IDX_MASK) * cls.size
+        idx = (w >> 1) & IDX_MASK
         P = self.page_size
-        ioff = (off & (P - 1)) + cls.hdr
-        base = (pfn & self._cm) << self.page_shift
-        mm = self._chunks[pfn >> self._cs]
-        a = base + ioff
+        ioff = ((idx * cls.size) & (P - 1)) + cls.hdr
         if ioff + n <= P:
-            mm[a:a + n] = data
+            a = ((pfn & self._cm) << self.page_shift) + ioff
+            self._chunks[pfn >> self._cs][a:a + n] = data
         else:
-            # Kernel: the two memcpy_to_page calls of zs_obj_write for a spanning object
-            first = P - ioff
-            mv = memoryview(data)
-            mm[a:base + P] = mv[:first]
-            nxt = self.zspages.frames[z * self._chain + (off >> self.page_shift) + 1]
-            b = (nxt & self._cm) << self.page_shift
-            self.arena.chunks[nxt >> self._cs][b:b + n - first] = mv[first:]
+            self._obj_write_raw(z, cls, idx, data, cls.hdr)
 
     def read(self, handle, length=None) -> bytes:
         """Copy ``length`` bytes (default: the size given to malloc) out of the object.
@@ -735,7 +720,8 @@ class Pool:
         return mm[a:a + first] + self.arena.chunks[nxt >> self._cs][b:b + n - first]
 
     def _obj_write_raw(self, z: int, cls: ClassState, idx: int, data: bytes, skip: int = 0) -> None:
-        """Write ``data`` into object idx's slot, ``skip`` bytes in (8 to pass the header)."""
+        """Write ``data`` into object idx's slot, ``skip`` bytes in (8 to pass the header).
+        Kernel: zs_obj_write (a spanning object: two memcpy_to_page calls)."""
         P = self.page_size
         off = idx * cls.size + skip
         k = off >> self.page_shift
