@@ -338,16 +338,22 @@ def _setup(kind, payloads, population, cycles, seed):
     return order, fill, work
 
 
+def _filled_pool(sizes, datas):
+    """A fresh Pool holding one object per (size, data); returns (pool, handles)."""
+    pool = Pool()
+    hs = []
+    for n, d in zip(sizes, datas):
+        h = pool.malloc(n)
+        pool.write(h, d)
+        hs.append(h)
+    return pool, hs
+
+
 def pool_cycle(kind, payloads, population, cycles, seed, op="cycle"):
     """Cycles (or pairs) per second on a fresh pool holding ``population`` objects."""
     order, (fsizes, fdatas), (sizes, datas) = _setup(kind, payloads, population, cycles, seed)
-    pool = Pool()
+    pool, hs = _filled_pool(fsizes, fdatas)
     malloc, free, write, read = pool.malloc, pool.free, pool.write, pool.read
-    hs = []
-    for n, d in zip(fsizes, fdatas):
-        h = malloc(n)
-        write(h, d)
-        hs.append(h)
     if op == "cycle":
         t0 = time.perf_counter()
         for slot, n, data in zip(order, sizes, datas):
@@ -448,13 +454,8 @@ def call_floor(kind, payloads, population, cycles, seed, op="cycle"):
 def profile_1k(payloads, population, cycles, seed, top=15) -> str:
     """cProfile of the 1 KiB cycle; the pstats text of the top functions by tottime."""
     order, (fsizes, fdatas), (sizes, datas) = _setup("1024", payloads, population, cycles, seed)
-    pool = Pool()
+    pool, hs = _filled_pool(fsizes, fdatas)
     malloc, free, write, read = pool.malloc, pool.free, pool.write, pool.read
-    hs = []
-    for n, d in zip(fsizes, fdatas):
-        h = malloc(n)
-        write(h, d)
-        hs.append(h)
     prof = cProfile.Profile()
     prof.enable()
     for slot, n, data in zip(order, sizes, datas):

@@ -336,12 +336,19 @@ class ConcurrentPool(Pool):
             raise
         return handle
 
-    def _malloc_kernel(self, cls, handle, row, gen, size) -> None:
+    def _malloc_from_list(self, cls, handle, row, gen, size) -> bool:
+        """Under the class lock: allocate from the fullest zspage on the lists, if any.
+        Kernel: the find_get_zspage + obj_malloc step of zs_malloc."""
         with cls.lock:
             z = self._find_zspage_locked(cls)
-            if z >= 0:
-                self._obj_malloc_locked(cls, z, handle, row, gen, size)
-                return
+            if z < 0:
+                return False
+            self._obj_malloc_locked(cls, z, handle, row, gen, size)
+            return True
+
+    def _malloc_kernel(self, cls, handle, row, gen, size) -> None:
+        if self._malloc_from_list(cls, handle, row, gen, size):
+            return
         # Kernel: spin_unlock(&class->lock); alloc_zspage(); spin_lock(&class->lock) --
         # and then obj_malloc into the new zspage without searching again: the race.
         if self.slow_path_hook is not None:
@@ -351,19 +358,14 @@ class ConcurrentPool(Pool):
             self._obj_malloc_locked(cls, z, handle, row, gen, size)
 
     def _malloc_tuned(self, cls, handle, row, gen, size) -> None:
-        with cls.lock:
-            z = self._find_zspage_locked(cls)
-            if z >= 0:
-                self._obj_malloc_locked(cls, z, handle, row, gen, size)
-                return
+        if self._malloc_from_list(cls, handle, row, gen, size):
+            return
         if self.slow_path_hook is not None:
             self.slow_path_hook(self, cls)
         with self._single[cls.index]:            # one allocator per class at a time
-            with cls.lock:                       # did the previous allocator leave room?
-                z = self._find_zspage_locked(cls)
-                if z >= 0:
-                    self._obj_malloc_locked(cls, z, handle, row, gen, size)
-                    return
+            # did the previous allocator leave room?
+            if self._malloc_from_list(cls, handle, row, gen, size):
+                return
             new = self._zspage_create(cls)
             with cls.lock:
                 z = self._find_zspage_locked(cls)    # re-check: a free may have made room
