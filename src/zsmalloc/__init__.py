@@ -1,7 +1,12 @@
 """zsmalloc for Python: the kernel's compressed-object allocator and zram, over real memory.
 
 See docs/design.md for the theory of operation.
+
+``COMPILED`` is True when the core runs compiled (Cython, built by ``pip install``) and False
+when it runs its ``.py`` files (``ZSMALLOC_PURE=1``, or no build); ``MODE_REASON`` says why.
 """
+
+from ._mode import COMPILED, REASON as MODE_REASON  # first: decides how the core is imported
 
 from .config import PoolConfig, PROFILES
 from .errors import InvalidHandle, CheckError
@@ -10,6 +15,6 @@ from .pool import Pool
 from .stats import ClassStats
 from .zram import Zram, MmStat, IoStat
 
-__all__ = ["PoolConfig", "PROFILES", "InvalidHandle", "CheckError", "SizeClass",
+__all__ = ["COMPILED", "MODE_REASON", "PoolConfig", "PROFILES", "InvalidHandle", "CheckError", "SizeClass",
            "size_classes", "huge_class_size", "class_table", "Pool", "ClassStats", "Zram", "MmStat", "IoStat"]
 __version__ = "0.1.0"
