@@ -1,6 +1,7 @@
 """Shared test configuration.
 
-Tests marked ``kernel`` need root and a free /dev/zram0; elsewhere they skip with the reason.
+Tests marked ``kernel`` need root and zram's hot_add (each uses a device of its own);
+elsewhere they skip with the reason.
 Tests marked ``slow`` (soak and scale runs) only run with ``--run-slow``.
 """
 
@@ -31,4 +32,4 @@ def pytest_collection_modifyitems(config, items):
             if not checked:
                 kernel_reason, checked = _kernel_reason(), True
             if kernel_reason:
-                item.add_marker(pytest.mark.skip(reason=f"needs /dev/zram0 as root: {kernel_reason}"))
+                item.add_marker(pytest.mark.skip(reason=f"needs root and a zram device of its own (hot_add): {kernel_reason}"))

@@ -5,6 +5,7 @@ free device; they hold /tmp/zram0.lock and reset the device before and after) an
 with the reason from ``kernel_available()`` elsewhere.
 """
 
+import os
 import random
 
 import pytest
@@ -293,12 +294,30 @@ def test_compact_and_bad_index(kz):
 
 @pytest.mark.kernel
 @pytest.mark.skipif(not AVAILABLE, reason=f"kernel zram unavailable: {REASON}")
-def test_lock_excludes_a_second_user(kz):
-    with pytest.raises(KernelZramUnavailable, match="zram0.lock"):
-        with KernelZram(1 << 20, lock_timeout=0.2):
-            pass
-    kz.write(0, craft_page(300, random.Random(0)))  # the first user is undisturbed
-    assert kz.mm_stat()[1] == 300
+def test_each_user_gets_a_device_of_its_own(kz):
+    with KernelZram(1 << 20) as other:
+        assert other.device != kz.device
+        other.write(0, craft_page(500, random.Random(1)))
+        kz.write(0, craft_page(300, random.Random(0)))
+        assert other.mm_stat()[1] == 500 and kz.mm_stat()[1] == 300
+    assert not os.path.exists(f"/sys/block/{other.device}")      # hot-removed after use
+    assert kz.mm_stat()[1] == 300                                  # the first is undisturbed
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(not AVAILABLE, reason=f"kernel zram unavailable: {REASON}")
+def test_lock_excludes_a_second_user_of_a_named_device():
+    from zsmalloc.zram.kernel import hot_add, hot_remove
+    dev = hot_add()
+    try:
+        with KernelZram(1 << 20, device=dev) as first:
+            with pytest.raises(KernelZramUnavailable, match=f"{dev}.lock"):
+                with KernelZram(1 << 20, device=dev, lock_timeout=0.2):
+                    pass
+            first.write(0, craft_page(300, random.Random(0)))  # the first user is undisturbed
+            assert first.mm_stat()[1] == 300
+    finally:
+        hot_remove(dev)
 
 
 @pytest.mark.kernel

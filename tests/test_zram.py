@@ -5,7 +5,7 @@ import random
 import pytest
 
 import zsmalloc
-from zsmalloc.zram import Zram, available_codecs, make_codec
+from zsmalloc.zram import Zram, available_backends as available_codecs, make_backend as make_codec
 from zsmalloc.zram.pages import craft_page, incompressible_page, same_filled_page
 
 P = 4096

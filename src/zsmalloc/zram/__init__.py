@@ -2,6 +2,6 @@
 own /dev/zram0 as a conformance oracle (kernel, conform)."""
 
 from .device import Zram, ConcurrentZram, MmStat, IoStat, DebugStat
-from .codecs import make_codec, available as available_codecs
+from .backends import make_backend, available as available_backends, DecompressError
 
-__all__ = ["Zram", "ConcurrentZram", "MmStat", "IoStat", "DebugStat", "make_codec", "available_codecs"]
+__all__ = ["Zram", "ConcurrentZram", "MmStat", "IoStat", "DebugStat", "make_backend", "available_backends", "DecompressError"]

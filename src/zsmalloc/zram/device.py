@@ -28,7 +28,7 @@ from ..config import PoolConfig, resolve_config
 from ..handles import ROW_MASK
 from ..pool import Pool
 from ..sizeclass import huge_class_size as _huge_class_size
-from .codecs import make_codec
+from .backends import make_backend as make_codec
 
 
 @dataclass(frozen=True)

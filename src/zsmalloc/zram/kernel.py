@@ -1,9 +1,13 @@
-"""Driver for the running kernel's zram device (/dev/zram0): the oracle for conformance tests.
+"""Driver for the running kernel's zram: the oracle for conformance tests and benchmarks.
 
-``KernelZram`` takes the device exclusively (an ``fcntl.flock`` on ``/tmp/<device>.lock``),
-refuses it when it is in use (mounted, swap, holders, open elsewhere), resets it before
-and after, and moves whole pages with ``O_DIRECT`` so every write reaches zram as one bio,
-in program order (buffered writes would reach it later, in another order).
+``KernelZram`` uses **a device of its own**: it hot-adds one through
+``/sys/class/zram-control/hot_add`` and hot-removes it afterwards (also on errors), so it
+never touches a device someone else configured. Only when a caller names a device
+(``device="zram0"``) does it use that one: it takes it exclusively (an ``fcntl.flock`` on
+``/tmp/<device>.lock``), refuses it when it is in use (mounted, swap, holders, open
+elsewhere), and resets it before and after. Pages move
+with ``O_DIRECT`` so every write reaches zram as one bio, in program order (buffered writes
+would reach it later, in another order).
 
 Measured on this machine (Linux 6.18, chain 8):
 
@@ -30,7 +34,10 @@ import time
 PAGE_SIZE = 4096
 BLKDISCARD = 0x1277          # _IO(0x12, 119): struct {u64 offset; u64 length}
 
-__all__ = ["KernelZram", "KernelZramUnavailable", "kernel_available", "PAGE_SIZE"]
+ZRAM_CONTROL = "/sys/class/zram-control"
+
+__all__ = ["KernelZram", "KernelZramUnavailable", "kernel_available", "kernel_default_algorithm",
+           "hot_add", "hot_remove", "PAGE_SIZE"]
 
 
 class KernelZramUnavailable(RuntimeError):
@@ -100,10 +107,14 @@ def _in_use_reason(device: str):
     return None
 
 
-def _unavailable_reason(device: str = "zram0"):
-    """Why tests cannot use ``device`` right now, or None if they can (lock not taken)."""
+def _unavailable_reason(device: str | None = None):
+    """Why tests cannot use ``device`` (None: a hot-added one) now, or None if they can."""
     if os.geteuid() != 0:
         return "not running as root (zram sysfs attributes and the device need root)"
+    if device is None:
+        if not os.path.exists(f"{ZRAM_CONTROL}/hot_add"):
+            return f"{ZRAM_CONTROL}/hot_add does not exist (no zram, or a kernel without hot_add)"
+        return None
     sysdir = f"/sys/block/{device}"
     if not os.path.isdir(sysdir):
         return f"{sysdir} does not exist (zram module not loaded or no such device)"
@@ -112,15 +123,60 @@ def _unavailable_reason(device: str = "zram0"):
     return _in_use_reason(device)
 
 
-def kernel_available(device: str = "zram0"):
-    """``(True, "ok")`` if tests could use the kernel device now, else ``(False, reason)``.
+def kernel_available(device: str | None = None):
+    """``(True, "ok")`` if a KernelZram could be used now, else ``(False, reason)``.
 
-    Checks root, that the device exists and that it is not mounted, swap or held; does not
-    take the lock or touch the device.  Cost: a few small /proc and /sys reads.
+    Without ``device``: root and zram's hot_add (a device of our own). With one: root, that
+    the device exists and that it is not mounted, swap or held. Touches nothing. Cost: a few
+    small /proc and /sys reads.
     """
-    _check_device_name(device)
+    if device is not None:
+        _check_device_name(device)
     reason = _unavailable_reason(device)
     return (reason is None, reason or "ok")
+
+
+def hot_add() -> str:
+    """Create a new zram device; returns its name (``zramN``). Kernel: hot_add_show."""
+    with open(f"{ZRAM_CONTROL}/hot_add") as f:
+        return f"zram{int(f.read())}"
+
+
+def hot_remove(device: str) -> None:
+    """Remove a device made by hot_add (reset first if it was initialised). Retries while
+    it is briefly busy (a closing opener). Kernel: hot_remove_store."""
+    _check_device_name(device)
+    num = device[4:]
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            fd = os.open(f"{ZRAM_CONTROL}/hot_remove", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, num.encode())
+            finally:
+                os.close(fd)
+            return
+        except OSError as e:
+            if e.errno == errno.ENODEV:
+                return                               # already gone
+            if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
+def kernel_default_algorithm() -> str:
+    """The running kernel's default zram compressor: what a fresh device shows in brackets
+    in ``comp_algorithm`` (``lzo-rle`` on this machine). Hot-adds a device to read it."""
+    dev = hot_add()
+    try:
+        with open(f"/sys/block/{dev}/comp_algorithm") as f:
+            text = f.read()
+    finally:
+        hot_remove(dev)
+    start, end = text.find("["), text.find("]")
+    if start < 0 or end < start:
+        raise OSError(f"cannot read the default from {dev}/comp_algorithm: {text.strip()!r}")
+    return text[start + 1:end]
 
 
 class KernelZram:
@@ -128,39 +184,61 @@ class KernelZram:
 
     Use as a context manager::
 
-        with KernelZram(64 << 20) as kz:
+        with KernelZram(64 << 20) as kz:      # a hot-added device of its own
             kz.write(0, page)
             kz.mm_stat()
 
-    Enter: lock, checks, ``reset``, ``comp_algorithm``, ``disksize``, open with
-    ``O_RDWR | O_DIRECT``.  Exit: close, ``reset``, unlock, also on error.
+    Enter: hot-add a device (or, for a named one: lock, checks, ``reset``), then
+    ``comp_algorithm``, ``disksize``, open with ``O_RDWR | O_DIRECT``. Exit: close, ``reset``,
+    hot-remove (or unlock a named one), also on error.
     Kernel: drivers/block/zram/zram_drv.c (sysfs attributes and bio paths).
     Cost per write/read: one syscall plus a 4 KiB copy into an aligned buffer.
     """
 
-    def __init__(self, disksize: int, comp_algorithm: str = "lz4", device: str = "zram0",
+    def __init__(self, disksize: int, comp_algorithm: str = "lz4", device: str | None = None,
                  lock_timeout: float = 60.0):
         if isinstance(disksize, bool) or not isinstance(disksize, int) or disksize <= 0:
             raise ValueError(f"disksize must be a positive int of bytes, got {disksize!r}")
         if not isinstance(comp_algorithm, str) or not comp_algorithm or \
                 any(c.isspace() for c in comp_algorithm):
             raise ValueError(f"comp_algorithm must be an algorithm name, got {comp_algorithm!r}")
-        self.device = _check_device_name(device)
+        self.named = device is not None          # the caller chose the device
+        self.device = _check_device_name(device) if self.named else None
         # The kernel page-aligns disksize (PAGE_ALIGN(memparse(v))).
         self.disksize = -(-disksize // PAGE_SIZE) * PAGE_SIZE
         self.comp_algorithm = comp_algorithm
         self.lock_timeout = float(lock_timeout)
-        self.sysdir = f"/sys/block/{device}"
-        self.devpath = f"/dev/{device}"
-        self.lock_path = f"/tmp/{device}.lock"
+        self._hot_added = False
         self._lock_fd = -1
         self._fd = -1
         self._configured = False     # we reset it once: reset it again on the way out
         self._buf = None
 
     # ---------------------------------------------------------------- lifecycle
+    @property
+    def sysdir(self) -> str:
+        return f"/sys/block/{self.device}"
+
+    @property
+    def devpath(self) -> str:
+        return f"/dev/{self.device}"
+
+    @property
+    def lock_path(self) -> str:
+        return f"/tmp/{self.device}.lock"
+
     def __enter__(self) -> "KernelZram":
-        self._take_lock()
+        if not self.named:
+            reason = _unavailable_reason(None)
+            if reason is not None:
+                raise KernelZramUnavailable(reason)
+            try:
+                self.device = hot_add()
+            except OSError as e:
+                raise KernelZramUnavailable(f"cannot hot-add a zram device: {e}") from e
+            self._hot_added = True
+        else:
+            self._take_lock()
         try:
             reason = _unavailable_reason(self.device)
             if reason is not None:
@@ -217,6 +295,12 @@ class KernelZram:
         except BaseException as e:          # keep going: the lock must be released
             err = e
         finally:
+            if self._hot_added:
+                self._hot_added = False
+                try:
+                    hot_remove(self.device)
+                except BaseException as e:
+                    err = err or e
             if self._lock_fd >= 0:
                 fd, self._lock_fd = self._lock_fd, -1
                 try:

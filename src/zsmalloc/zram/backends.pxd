@@ -1,0 +1,9 @@
+# C types of zsmalloc/zram/backends.py (Cython pure-Python mode).
+
+cdef class Backend:
+    cdef public str name
+    cdef public object level
+    cdef public bint native
+    cpdef Py_ssize_t compress_into(self, src, dst) except -1
+    cpdef Py_ssize_t decompress_into(self, src, dst) except -1
+    cpdef bytes decompress(self, src, Py_ssize_t out_len)
