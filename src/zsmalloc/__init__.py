@@ -7,14 +7,15 @@ when it runs its ``.py`` files (``ZSMALLOC_PURE=1``, or no build); ``MODE_REASON
 """
 
 from ._mode import COMPILED, REASON as MODE_REASON  # first: decides how the core is imported
-
 from .config import PoolConfig, PROFILES
 from .errors import InvalidHandle, CheckError
-from .sizeclass import SizeClass, size_classes, huge_class_size, class_table
-from .pool import Pool
-from .stats import ClassStats
+from .core.sizeclass import SizeClass, size_classes, huge_class_size, class_table
+from .core.pool import Pool
+from .core.migration import FreeWorker, MigrationError
+from .maint.stats import ClassStats
 from .zram import Zram, MmStat, IoStat
 
-__all__ = ["COMPILED", "MODE_REASON", "PoolConfig", "PROFILES", "InvalidHandle", "CheckError", "SizeClass",
-           "size_classes", "huge_class_size", "class_table", "Pool", "ClassStats", "Zram", "MmStat", "IoStat"]
+__all__ = ["COMPILED", "MODE_REASON", "PoolConfig", "PROFILES", "InvalidHandle", "CheckError",
+           "SizeClass", "size_classes", "huge_class_size", "class_table", "Pool", "FreeWorker",
+           "MigrationError", "ClassStats", "Zram", "MmStat", "IoStat"]
 __version__ = "0.1.0"

@@ -36,6 +36,9 @@ class PoolConfig:
     page_size: int = 4096
     #: frames per arena chunk; None picks 2 MiB worth (at least 8 frames)
     chunk_frames: int | None = field(default=None, compare=False)
+    #: address space reserved for frames; None: the machine's RAM + swap (nothing is
+    #: committed until used; a pool can never hold more than the machine has)
+    arena_bytes: int | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -49,9 +52,13 @@ class PoolConfig:
         cf = self.chunk_frames
         if cf is None:
             cf = max(8, (2 << 20) // self.page_size)
-        if type(cf) is not int or cf < 1:
-            raise ValueError(f"chunk_frames {self.chunk_frames!r} must be a positive int")
+        if type(cf) is not int or cf < 1 or cf & (cf - 1):
+            raise ValueError(f"chunk_frames {self.chunk_frames!r} must be a power of two")
         object.__setattr__(self, "chunk_frames", cf)
+        ab = self.arena_bytes
+        if ab is not None and (type(ab) is not int or ab < cf * self.page_size):
+            raise ValueError(f"arena_bytes {ab!r} must be an int of at least one chunk "
+                             f"({cf * self.page_size} bytes)")
 
     @property
     def page_shift(self) -> int:

@@ -1,61 +1,72 @@
-"""Bit layouts: the handle users hold, the handle table's location word, object headers and
-free-object links. Kernel: OBJ_ALLOCATED_TAG, OBJ_TAG_BITS, location_to_obj,
-obj_to_location, link_free.
+"""Bit layouts and constants of the core, in one place. Kernel: OBJ_ALLOCATED_TAG,
+OBJ_TAG_BITS, OBJ_INDEX_BITS, location_to_obj, obj_to_location, struct link_free.
 
-One place for every encoding, so a change of widths is a change here only.
+Plain Python, not compiled: compiled modules declare the constants they use as C globals in
+their ``.pxd`` and take the values from here at import, so every width is written once.
 
-Handle (what ``Pool.malloc`` returns; 0 is never a handle, the kernel's NULL)::
+**Handle** (what ``Pool.malloc`` returns; 0 is never a handle, the kernel's NULL)::
 
-    gen(33) << 31 | row(31)
+    gen(33) << 30 | row(30)
 
-The generation is bumped each time a handle-table row is reused, so a stale handle is
-refused for 2**33 - 1 reuses of its row (the kernel cannot tell a stale handle from a live
-one; we can, for 2 bytes a handle).
+so a handle is below 2**63 (a C ``long long``, converted from a Python int without an
+exception path). ``row`` names a row of the handle table (up to 2**30 live handles); ``gen`` is bumped each time the row is reused, so a
+stale handle is refused for 2**33 - 1 reuses of its row. (The kernel's handle is the address
+of an 8-byte slab object and cannot tell a stale handle from a live one.)
 
-Location word of a handle-table row (the kernel's ``obj``, plus a tag and the generation's
-high bits, which live here to keep a row at 10 bytes + 2)::
+**Location word** of a handle-table row (the kernel's ``obj``, with a tag bit, plus the
+high bits of the row's generation, which live here to keep a row at 12 bytes)::
 
     allocated:  gen_hi(17) << 47 | pfn(31) << 16 | obj_idx(15) << 1 | 1
-    free:       gen_hi(17) << 47 | next free row(31) << 1          | 0
+    free:       gen_hi(17) << 47 | next free row(30) << 1           | 0
 
-Object header, the first 8 bytes of an allocated non-huge object (Kernel: the handle word
-with OBJ_ALLOCATED_TAG)::
+The low 16 bits of the generation are in the table's ``gen_lo`` column.
+
+**Object header**, the first 8 bytes of an allocated object that is not huge (Kernel: the
+handle written with OBJ_ALLOCATED_TAG)::
 
     row << 1 | 1
 
-Free object link, the first 8 bytes of a free object (Kernel: struct link_free)::
+**Free-object link**, the first 8 bytes of a free object (Kernel: struct link_free)::
 
-    next_idx << 1   (LINK_END = -1 << 1 as an unsigned word at the end of the list)
+    next_idx << 1          LINK_END (= -1 << 1 as a 64-bit word) ends the list
+
+A huge object (one per frame) has no header: its row is kept in the zspage's ``huge_row``.
 """
 
-import cython
-
 TAG = 1                                  # Kernel: OBJ_ALLOCATED_TAG
-ROW_BITS = 31
+ROW_BITS = 30
 ROW_MASK = (1 << ROW_BITS) - 1
+MAX_ROWS = 1 << ROW_BITS
 GEN_BITS = 33
 GEN_MASK = (1 << GEN_BITS) - 1
-GEN_LO_BITS = 16                         # in the handle table's gen_lo column
+GEN_LO_BITS = 16
 GEN_LO_MASK = (1 << GEN_LO_BITS) - 1
-GEN_HI_SHIFT = 47                        # in the location word
-LOC_MASK = (1 << GEN_HI_SHIFT) - 1       # the location word without the generation
-IDX_BITS = 15
+GEN_HI_SHIFT = 47
+LOC_MASK = (1 << GEN_HI_SHIFT) - 1       # a location word without its generation bits
+IDX_BITS = 15                            # objs_per_zspage <= 16 * 65536 / 48 < 2**15
 IDX_MASK = (1 << IDX_BITS) - 1
 PFN_SHIFT = IDX_BITS + 1
 PFN_BITS = 31
 PFN_MASK = (1 << PFN_BITS) - 1
-MAX_ROWS = 1 << ROW_BITS
 MAX_FRAMES = 1 << PFN_BITS
 LINK_END = 0xFFFF_FFFF_FFFF_FFFE         # (-1 << 1) as a 64-bit word
+HANDLE_MAX = (1 << (GEN_BITS + ROW_BITS)) - 1
 
+# zspage rows and lists (Kernel: struct zspage, list_head)
+NIL = -1                                 # end of a list / no zspage
+OFF_LIST = -2                            # ``prev`` of a zspage on no list (isolated)
+ON_FULL = -3                             # ``prev`` of a zspage on its class's full list
+NO_ZSPAGE = 0xFFFF_FFFF                  # frame_zspage of a frame in no zspage
+NO_CLASS = 0xFFFF                        # cls of a free zspage row
 
-def handle_make(gen: cython.ulonglong, row: cython.ulonglong) -> cython.ulonglong:
-    return (gen << ROW_BITS) | row
+# per-frame flags (Kernel: the page lock and PG_isolated of a zsmalloc page)
+FRAME_LOCKED = 1                         # 6.18: page lock held by the migration core
+FRAME_ISOLATED = 2                       # 4.8: isolated for migration
 
-
-def handle_row(handle: cython.ulonglong) -> cython.ulonglong:
-    return handle & ROW_MASK
-
-
-def handle_gen(handle: cython.ulonglong) -> cython.ulonglong:
-    return handle >> ROW_BITS
+# fullness groups
+GROUPS_618 = 12                          # ZS_INUSE_RATIO_0, _10 .. _90, _99, _100
+FULL_618 = 11
+GROUPS_48 = 4
+ZS_EMPTY, ZS_ALMOST_EMPTY, ZS_ALMOST_FULL, ZS_FULL = 0, 1, 2, 3
+GROUP_NAMES_618 = ["0%"] + [f"{10 * g}%" for g in range(1, 10)] + ["99%", "100%"]
+GROUP_NAMES_48 = ["empty", "almost_empty", "almost_full", "full"]

@@ -1,137 +1,148 @@
-"""The zram device: a compressed RAM disk of whole pages over a zsmalloc Pool.
+"""The zram device: a compressed RAM disk of whole pages over an allocator.
 
 Kernel: drivers/block/zram/zram_drv.c (6.18). Each page-sized slot of the disk is empty,
 same-filled (all 8-byte words equal: the word is kept in the slot, nothing allocated), huge
 (compresses to at least ``huge_class_size``: stored raw in a whole-page object) or a
-compressed object in the pool.
+compressed object in the allocator (zsmalloc's Pool; a peer for comparisons,
+``zram.allocators``).
 
-The write path follows 6.18 exactly (spec §10.3, after "zram: fix slot write race
-condition"): compress, allocate the new object, raise ``mem_used_max`` to the pool's pages,
-refuse the write if over ``mem_limit`` (freeing the new object; the old data stays), then free
-the old slot and install the new one. So an overwrite allocates before it frees, and the
-maximum is sampled in between, as in the kernel.
+The write path follows 6.18 (after "zram: fix slot write race condition"): compress, allocate
+the new object, raise ``mem_used_max`` to the allocator's pages, refuse the write if over
+``mem_limit`` (the new object is freed, the old data stays, failed_writes counts it: userspace
+sees EIO), then free the old slot and install the new one. So an overwrite allocates before
+it frees, and the maximum is sampled in between, as in the kernel.
 
-Slot table: two ``array('Q')`` columns, 16 bytes a slot like the kernel's
-(``handle`` = pool handle or fill word; ``flags`` = object size in the low PAGE_SHIFT+1 bits,
-flag bits above).
+The slot table is 16 bytes a slot, like the kernel's ``struct zram_table_entry``: word 2i is
+the handle (or the fill word), word 2i+1 the object size in the low PAGE_SHIFT+1 bits with the
+flags above. It lives in an anonymous mapping, so untouched slots cost no memory.
 
-Locks (threads): slot lock (kernel ZRAM_ENTRY_LOCK) is taken after compression and around
-the free-old / install-new step; see zsmalloc.locking. Single-threaded use takes none.
+Threads: compression and decompression run outside every lock and, for the backends written
+here, without the GIL (each writer takes a compression buffer of its own: the kernel's
+per-CPU streams); the slot and allocator steps run as one operation of the allocator's lock
+policy (``core.locks``): with the default, any thread may call; with ``concurrent=True``,
+the kernel's slot lock and zsmalloc's locks in their order.
+
+Bad arguments raise TypeError or ValueError before anything changes and are never counted
+as device failures; failed_reads/failed_writes count what the kernel counts.
 """
 
-from __future__ import annotations
+import mmap
 
-from array import array
-from dataclasses import dataclass
+import cython
 
-from ..config import PoolConfig, resolve_config
-from ..handles import ROW_MASK
-from ..pool import Pool
-from ..sizeclass import huge_class_size as _huge_class_size
-from .backends import make_backend as make_codec
+from ..config import resolve_config
+from ..core.arena import readable
+from ..core.sizeclass import huge_class_size
+from .allocators import ALLOCATORS, make_allocator
+from .backends import DecompressError, make_backend
+from .stat import DebugStat, IoStat, MmStat
 
-
-@dataclass(frozen=True)
-class MmStat:
-    """/sys/block/zramN/mm_stat, fields in kernel order; ``str()`` is the sysfs line."""
-
-    orig_data_size: int
-    compr_data_size: int
-    mem_used_total: int
-    mem_limit: int
-    mem_used_max: int
-    same_pages: int
-    pages_compacted: int
-    huge_pages: int
-    huge_pages_since: int
-
-    def __str__(self):
-        return "%8d %8d %8d %8d %8d %8d %8d %8d %8d\n" % tuple(self)
-
-    def __iter__(self):
-        return iter((self.orig_data_size, self.compr_data_size, self.mem_used_total,
-                     self.mem_limit, self.mem_used_max, self.same_pages, self.pages_compacted,
-                     self.huge_pages, self.huge_pages_since))
-
-    def as_tuple(self) -> tuple:
-        return tuple(self)
-
-    FIELDS = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
-              "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
+_MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
+_STREAMS_KEPT = 8
 
 
-@dataclass(frozen=True)
-class IoStat:
-    """/sys/block/zramN/io_stat: failed_reads failed_writes 0 notify_free."""
-
-    failed_reads: int
-    failed_writes: int
-    notify_free: int
-
-    def __str__(self):
-        return "%8d %8d %8d %8d\n" % (self.failed_reads, self.failed_writes, 0, self.notify_free)
-
-    def as_tuple(self) -> tuple:
-        return (self.failed_reads, self.failed_writes, 0, self.notify_free)
+def first_word(page) -> cython.ulonglong:
+    """The first 8-byte word (little endian) of a C-contiguous byte buffer."""
+    w: cython.ulonglong = 0
+    if cython.compiled:
+        view: Py_buffer
+        PyObject_GetBuffer(page, cython.address(view), PyBUF_SIMPLE)
+        memcpy(cython.address(w), view.buf, 8)
+        PyBuffer_Release(cython.address(view))
+        return w
+    else:
+        return int.from_bytes(page[:8], "little")
 
 
-@dataclass(frozen=True)
-class DebugStat:
-    """/sys/block/zramN/debug_stat."""
+def page_same_filled(page, n: cython.Py_ssize_t) -> cython.bint:
+    """Are all 8-byte words of the ``n``-byte page (a C-contiguous byte buffer) equal?
+    Kernel: page_same_filled (word 0 against the last word first, then every word)."""
+    i: cython.Py_ssize_t
+    if cython.compiled:
+        view: Py_buffer
+        w0: cython.ulonglong
+        w: cython.ulonglong
+        same: cython.bint = True
+        PyObject_GetBuffer(page, cython.address(view), PyBUF_SIMPLE)
+        p: cython.p_char = cython.cast(cython.p_char, view.buf)
+        memcpy(cython.address(w0), p, 8)
+        memcpy(cython.address(w), p + n - 8, 8)
+        if w != w0:
+            same = False
+        else:
+            for i in range(8, n - 8, 8):
+                memcpy(cython.address(w), p + i, 8)
+                if w != w0:
+                    same = False
+                    break
+        PyBuffer_Release(cython.address(view))
+        return same
+    else:
+        w0b = bytes(page[:8])
+        return w0b == bytes(page[n - 8:]) and w0b * (n // 8) == bytes(page)
 
-    miss_free: int
 
-    def __str__(self):
-        return "version: %d\n%8d %8d\n" % (1, 0, self.miss_free)
+def filled_page(word: cython.ulonglong, n: cython.Py_ssize_t) -> bytes:
+    """A page of ``n`` bytes whose every 8-byte word is ``word``. Kernel: zram_fill_page."""
+    if cython.compiled:
+        out = PyBytes_FromStringAndSize(cython.NULL, n)
+        p: cython.p_char = PyBytes_AS_STRING(out)
+        i: cython.Py_ssize_t
+        for i in range(0, n, 8):
+            memcpy(p + i, cython.address(word), 8)
+        return out
+    else:
+        return word.to_bytes(8, "little") * (n // 8)
 
 
 class Zram:
     """A zram device of ``disksize`` bytes (rounded up to whole pages).
 
-    ``Zram(disksize, comp_algorithm="lz4", config=None, level=None)``. ``config`` picks the
-    pool's profile, chain size and page size; the page size is also the device's.
+    ``Zram(disksize, comp_algorithm="lz4", config=None, level=None)``. ``config`` (or
+    ``profile=``, ``chain_size=``, ``page_size=``) picks the pool's profile, chain size and
+    page size; the page size is also the device's. ``allocator`` is "zsmalloc" (the kernel's)
+    or a peer ("zbud", "z3fold", "zblock"). ``concurrent=True`` takes the kernel's locks.
     """
 
-    def __new__(cls, *args, concurrent: bool = False, **kw):
-        if concurrent and cls is Zram:
-            return object.__new__(ConcurrentZram)
-        return object.__new__(cls)
-
-    def __init__(self, disksize, comp_algorithm: str = "lz4", config: PoolConfig | None = None,
-                 *, level: int | None = None, profile=None, chain_size=None, page_size=None,
-                 concurrent: bool = False):
+    def __init__(self, disksize, comp_algorithm: str = "lz4", config=None, *, level=None,
+                 profile=None, chain_size=None, page_size=None, concurrent: bool = False,
+                 lock_debug: bool = False, allocator: str = "zsmalloc"):
         cfg = resolve_config(config, profile=profile, chain_size=chain_size, page_size=page_size)
         if type(disksize) is not int or disksize <= 0:
             raise ValueError(f"disksize {disksize!r} must be a positive int (bytes)")
+        if allocator not in ALLOCATORS:
+            raise ValueError(f"unknown allocator {allocator!r}; known: {', '.join(ALLOCATORS)}")
         self.config = cfg
-        self.page_size = P = cfg.page_size
+        self.page_size = cfg.page_size
         self.page_shift = cfg.page_shift
+        P = cfg.page_size
         self.disksize = -(-disksize // P) * P          # Kernel: PAGE_ALIGN(memparse(v))
         self.nr_pages = self.disksize // P
-        self.codec = make_codec(comp_algorithm, level)
+        self.backend = make_backend(comp_algorithm, level)
         self.comp_algorithm = comp_algorithm
+        self.level = level
+        self.allocator_name = allocator
+        self.concurrent = concurrent
+        self.lock_debug = lock_debug
         # 4.8's zram used max_zpage_size = PAGE_SIZE/4*3 (pages above it stored raw);
         # 4.17+ use zs_huge_class_size() (>= it is huge).
-        if cfg.kernel_48:
-            self.huge_threshold = P // 4 * 3 + 1
-        else:
-            self.huge_threshold = _huge_class_size(cfg)
-        self._size_bits = self.page_shift + 1
-        self._size_mask = (1 << self._size_bits) - 1
-        self.F_SAME = 1 << self._size_bits               # Kernel: ZRAM_SAME
-        self.F_HUGE = 1 << (self._size_bits + 2)         # Kernel: ZRAM_HUGE
-        self._buf = bytearray(2 * P)                     # Kernel: per-CPU zstrm->buffer
-        self._bufmv = memoryview(self._buf)
-        self._compress = self.codec.compress_into
-        self._decompress = self.codec.decompress
-        self._words = P // 8
+        self.huge_threshold = P // 4 * 3 + 1 if cfg.kernel_48 else huge_class_size(cfg)
+        bits = self.page_shift + 1
+        self.size_mask = (1 << bits) - 1
+        self.F_SAME = 1 << bits                 # Kernel: ZRAM_SAME
+        self.F_HUGE = 1 << (bits + 2)           # Kernel: ZRAM_HUGE
+        self.F_RAW = 1 << (bits + 3)            # a page a peer allocator cannot hold
+        self._streams = []
+        self.closed = False
         self._init_state()
 
     def _init_state(self) -> None:
-        n = self.nr_pages
-        self.pool = Pool(self.config, name="zram")
-        self.slot_handle = array("Q", [0]) * n     # no n*8-byte temporary left in the heap
-        self.slot_flags = array("Q", [0]) * n
+        self.alloc, self.pool = make_allocator(self.allocator_name, self.config,
+                                               self.concurrent, self.lock_debug)
+        self.policy = self.alloc.policy
+        self._slot_mm = mmap.mmap(-1, 16 * self.nr_pages, flags=mmap.MAP_PRIVATE | _MAP_NORESERVE)
+        self.slots = memoryview(self._slot_mm).cast("Q")
+        self._raw = {}
         self.pages_stored = 0
         self.compr_data_size = 0
         self.same_pages = 0
@@ -139,6 +150,7 @@ class Zram:
         self.huge_pages_since = 0
         self.max_used_pages = 0
         self.limit_pages = 0
+        self.raw_pages = 0
         self.failed_reads = 0
         self.failed_writes = 0
         self.notify_free = 0
@@ -146,189 +158,383 @@ class Zram:
         self.num_reads = 0
         self.num_writes = 0
 
-    # -- validation --------------------------------------------------------------------
+    # -- helpers --------------------------------------------------------------------------
 
-    def _check_index(self, index) -> None:
-        if type(index) is not int or not 0 <= index < self.nr_pages:
-            raise ValueError(f"index {index!r} out of range: the disk has pages 0..{self.nr_pages - 1}")
+    def _live(self) -> cython.int:
+        if self.closed:
+            raise ValueError("the zram device is closed")
+        return 0
 
-    # -- write -------------------------------------------------------------------------
+    def _index(self, index) -> cython.Py_ssize_t:
+        if type(index) is not int:
+            raise TypeError(f"index must be an int, not {type(index).__name__}")
+        if not 0 <= index < self.nr_pages:
+            raise ValueError(f"index {index!r} out of range: the disk has pages "
+                             f"0..{self.nr_pages - 1}")
+        return index
+
+    def _check_range(self, index, count) -> None:
+        self._index(index)
+        if type(count) is not int:
+            raise TypeError(f"count must be an int, not {type(count).__name__}")
+        if count < 1 or index + count > self.nr_pages:
+            raise ValueError(f"count {count!r} from index {index} runs past the disk "
+                             f"({self.nr_pages} pages)")
+
+    def _stream_get(self):
+        """A compression buffer of two pages. Kernel: zcomp_stream_get (per CPU)."""
+        streams = self._streams
+        if streams:
+            return streams.pop()
+        return bytearray(2 * self.page_size)
+
+    def _stream_put(self, buf) -> None:
+        if len(self._streams) < _STREAMS_KEPT:
+            self._streams.append(buf)
+
+    def _pages(self) -> cython.Py_ssize_t:
+        return self.alloc.pages() + self.raw_pages
+
+    # -- write ----------------------------------------------------------------------------
 
     def write(self, index, page) -> None:
         """Store one whole page at ``index``. Kernel: zram_write_page.
 
-        ValueError for a bad index or a page of the wrong length; MemoryError when the write
-        would go over ``mem_limit`` (old data kept, counted in failed_writes, as the kernel's
-        -ENOMEM that userspace sees as EIO).
+        TypeError for an index that is not an int or a page that is not bytes-like;
+        ValueError for an index out of range or a page of the wrong length; MemoryError when
+        the write would go over ``mem_limit`` or no memory is left (old data kept, counted
+        in failed_writes, as the kernel's -ENOMEM that userspace sees as EIO).
         """
-        if type(index) is not int or not 0 <= index < self.nr_pages:
-            self._check_index(index)
-        if len(page) != self.page_size:
-            raise ValueError(f"page for index {index} is {len(page)} bytes, must be {self.page_size}")
-        self.num_writes += 1
-        # Kernel: page_same_filled. Its first test (word 0 against the last word) is cheaper
-        # here on the first byte of each; the words are compared only when those agree.
-        if page[0] == page[-8]:
-            word = self._same_word(page)
-            if word is not None:
-                self._store_same(index, word)
-                return
+        i: cython.Py_ssize_t = self._index(index)
+        src = readable(page)
+        if len(src) != self.page_size:
+            raise ValueError(f"page for index {index} is {len(src)} bytes, must be "
+                             f"{self.page_size}")
+        self._live()
+        self._write_page(i, src)
+
+    def write_pages(self, index, data) -> None:
+        """Store ``len(data) // page_size`` consecutive pages from ``index`` (one bio of many
+        pages). Pages are written in order; if one fails (MemoryError, OSError) the ones
+        before it stay written, as a partially completed bio leaves them."""
+        src = memoryview(readable(data))
+        n: cython.Py_ssize_t = len(src)
+        P: cython.Py_ssize_t = self.page_size
+        if n == 0 or n % P:
+            raise ValueError(f"data of {n} bytes is not a whole number of {P}-byte pages")
+        self._check_range(index, n // P)
+        self._live()
+        i: cython.Py_ssize_t = index
+        k: cython.Py_ssize_t
+        for k in range(n // P):
+            self._write_page(i + k, src[k * P:(k + 1) * P])
+
+    def _write_page(self, i: cython.Py_ssize_t, src) -> cython.int:
+        """Kernel: zram_write_page: the same-filled test, compression (outside every lock),
+        then the store."""
+        P: cython.Py_ssize_t = self.page_size
+        if page_same_filled(src, P):
+            self.policy.op_enter()
+            try:
+                self.policy.stats_lock()
+                self.num_writes += 1
+                self.policy.stats_unlock()
+                self._store_same(i, first_word(src))
+            finally:
+                self.policy.op_exit()
+            return 0
+        buf = self._stream_get()
+        comp_len: cython.Py_ssize_t
         try:
-            comp_len = self._compress(page, self._buf)
-        except Exception as e:   # Kernel: a compression error fails the write, old data stays
-            self.failed_writes += 1
-            raise OSError(f"compression of page {index} failed: {e}") from e
-        # huge pages are stored raw: the payload is the page itself
-        self._store(index, comp_len,
-                    page if comp_len >= self.huge_threshold else self._bufmv[:comp_len])
+            try:
+                comp_len = self.backend.compress_into(src, buf)
+            except Exception as e:   # a backend failure: the kernel fails the write
+                self.policy.op_enter()
+                self.policy.stats_lock()
+                self.num_writes += 1
+                self.failed_writes += 1
+                self.policy.stats_unlock()
+                self.policy.op_exit()
+                raise OSError(f"compression of page {i} failed: {e}") from e
+            self.policy.op_enter()
+            try:
+                self.policy.stats_lock()
+                self.num_writes += 1
+                self.policy.stats_unlock()
+                if comp_len >= self.huge_threshold:
+                    self._store(i, comp_len, src, P)
+                else:
+                    self._store(i, comp_len, buf, comp_len)
+            finally:
+                self.policy.op_exit()
+        finally:
+            self._stream_put(buf)
+        return 0
 
-    def _same_word(self, page) -> int | None:
-        """The fill word if every 8-byte word of ``page`` is the same, else None."""
-        w0 = bytes(page[:8])
-        if w0 == page[-8:] and w0 * self._words == page:
-            return int.from_bytes(w0, "little")
-        return None
-
-    def _refuse(self, index: int, h: int, total: int):
-        """Kernel: zram_can_store_page failed: free the new object, count, -ENOMEM."""
-        self.pool.free(h)
-        self.failed_writes += 1
-        raise MemoryError(f"write of page {index} refused: pool would use {total} pages, "
-                          f"over mem_limit of {self.limit_pages} pages")
-
-    def write_same(self, index, word: int) -> None:
+    def write_same(self, index, word) -> None:
         """Store a same-filled page given by its fill word (no data). Kernel: the
         page_same_filled branch of zram_write_page."""
-        self._check_index(index)
-        if type(word) is not int or not 0 <= word < 1 << 64:
+        i: cython.Py_ssize_t = self._index(index)
+        if type(word) is not int:
+            raise TypeError(f"fill word must be an int, not {type(word).__name__}")
+        if not 0 <= word < 1 << 64:
             raise ValueError(f"fill word {word!r} must be an unsigned 64-bit int")
-        self.num_writes += 1
-        self._store_same(index, word)
+        self._live()
+        self.policy.op_enter()
+        try:
+            self.policy.stats_lock()
+            self.num_writes += 1
+            self.policy.stats_unlock()
+            self._store_same(i, word)
+        finally:
+            self.policy.op_exit()
 
-    def write_compressed(self, index, comp_len: int, data=None) -> None:
+    def write_compressed(self, index, comp_len, data=None) -> None:
         """Store a page already compressed to ``comp_len`` bytes: the rest of zram_write_page.
 
         ``data`` is the payload (the compressed bytes, or the raw page when ``comp_len``
-        reaches the huge threshold); without it only the accounting is done (trace replay:
-        reading such a slot gives no page back). MemoryError over ``mem_limit``.
+        reaches the huge threshold); without it only the accounting is done (trace replay,
+        estimates: reading such a slot gives no page back). MemoryError over ``mem_limit``.
         """
-        self._check_index(index)
-        if type(comp_len) is not int or comp_len < 1:
-            raise ValueError(f"compressed length {comp_len!r} must be a positive int")
+        i: cython.Py_ssize_t = self._index(index)
+        if type(comp_len) is not int:
+            raise TypeError(f"compressed length must be an int, not {type(comp_len).__name__}")
+        if not 0 < comp_len <= 2 * self.page_size:
+            raise ValueError(f"compressed length {comp_len!r} must be in 1..{2 * self.page_size}")
+        src = b"\0"
+        n: cython.Py_ssize_t = 0
         if data is not None:
+            src = readable(data)
             want = self.page_size if comp_len >= self.huge_threshold else comp_len
-            if len(data) != want:
-                raise ValueError(f"data of {len(data)} bytes for a page compressed to "
+            if len(src) != want:
+                raise ValueError(f"data of {len(src)} bytes for a page compressed to "
                                  f"{comp_len}: expected {want}")
-        self.num_writes += 1
-        self._store(index, comp_len, data)
+            n = want
+        self._live()
+        self.policy.op_enter()
+        try:
+            self.policy.stats_lock()
+            self.num_writes += 1
+            self.policy.stats_unlock()
+            self._store(i, comp_len, src, n)
+        finally:
+            self.policy.op_exit()
 
-    def _store_same(self, index: int, word: int) -> None:
-        self._free_slot(index)
-        self.slot_handle[index] = word
-        self.slot_flags[index] = self.F_SAME
+    def _store_same(self, i: cython.Py_ssize_t, word: cython.ulonglong) -> None:
+        """Kernel: zram_write_same_filled_page (inside an operation)."""
+        policy: LockPolicy = self.policy
+        policy.slot_lock(i)
+        try:
+            self._free_slot(i)
+            self.slots[2 * i] = word
+            self.slots[2 * i + 1] = self.F_SAME
+        finally:
+            policy.slot_unlock(i)
+        policy.stats_lock()
         self.same_pages += 1
         self.pages_stored += 1
+        policy.stats_unlock()
 
-    def _store(self, index: int, comp_len: int, payload) -> None:
-        """Kernel: zram_write_page after compression (6.18 order): zs_malloc the new
-        object, zram_can_store_page (mem_used_max, mem_limit), copy, free the old slot,
-        install. Copying before the limit check changes nothing observable and saves a
-        handle lookup."""
-        pool = self.pool
-        huge = comp_len >= self.huge_threshold
-        h = pool.malloc(self.page_size if huge else comp_len, payload)
+    def _store(self, i: cython.Py_ssize_t, comp_len: cython.Py_ssize_t, payload,
+               n: cython.Py_ssize_t) -> cython.int:
+        """Kernel: zram_write_page after compression (6.18 order): zs_malloc the new object
+        (and copy it in), zram_can_store_page (mem_used_max, mem_limit), free the old slot,
+        install. Inside an operation."""
+        policy: LockPolicy = self.policy
+        P: cython.Py_ssize_t = self.page_size
+        huge: cython.bint = comp_len >= self.huge_threshold
+        size: cython.Py_ssize_t = P if huge else comp_len
+        raw: cython.bint = size > self.alloc.max_size
+        h: cython.ulonglong = 0
+        if raw:
+            self.raw_pages += 1
+        else:
+            try:
+                h = self.alloc.store(size, payload, n)
+            except MemoryError:
+                policy.stats_lock()
+                self.failed_writes += 1
+                policy.stats_unlock()
+                raise
         # Kernel: zram_can_store_page
-        total = pool.pages_allocated
+        policy.stats_lock()
+        total: cython.Py_ssize_t = self._pages()
         if total > self.max_used_pages:
             self.max_used_pages = total
-        if self.limit_pages and total > self.limit_pages:
-            self._refuse(index, h, total)
-        if self.slot_flags[index] or self.slot_handle[index]:
-            self._free_slot(index)
-        self.slot_handle[index] = h
+        over: cython.bint = self.limit_pages != 0 and total > self.limit_pages
+        if over:
+            self.failed_writes += 1
+        policy.stats_unlock()
+        if over:
+            if raw:
+                self.raw_pages -= 1
+            else:
+                self.alloc.release(h)
+            raise MemoryError(f"write of page {i} refused: the device would use {total} "
+                              f"pages, over mem_limit of {self.limit_pages} pages")
+        policy.slot_lock(i)
+        try:
+            self._free_slot(i)
+            if raw:
+                self._raw[i] = bytes(payload[:n]) if n else None
+                self.slots[2 * i + 1] = self.F_RAW | (self.F_HUGE if huge else 0) | size
+            else:
+                self.slots[2 * i] = h
+                self.slots[2 * i + 1] = (self.F_HUGE if huge else 0) | size
+        finally:
+            policy.slot_unlock(i)
+        policy.stats_lock()
+        self.compr_data_size += size
         if huge:
-            P = self.page_size
-            self.slot_flags[index] = self.F_HUGE | P
-            self.compr_data_size += P
             self.huge_pages += 1
             self.huge_pages_since += 1
-        else:
-            self.slot_flags[index] = comp_len
-            self.compr_data_size += comp_len
         self.pages_stored += 1
+        policy.stats_unlock()
+        return 0
 
-    def _free_slot(self, index: int) -> bool:
-        """Empty a slot, updating the counters. Kernel: zram_free_page. True if it held data."""
-        flags = self.slot_flags[index]
+    def _free_slot(self, i: cython.Py_ssize_t) -> cython.bint:
+        """Empty a slot, updating the counters; the caller holds the slot lock.
+        Kernel: zram_free_page. True if it held data."""
+        policy: LockPolicy = self.policy
+        flags: cython.ulonglong = self.slots[2 * i + 1]
+        if flags == 0:
+            return False
         if flags & self.F_SAME:
+            policy.stats_lock()
             self.same_pages -= 1
+            self.pages_stored -= 1
+            policy.stats_unlock()
         else:
-            h = self.slot_handle[index]
-            if not h:
-                return False
+            if flags & self.F_RAW:
+                self._raw.pop(i, None)
+                self.raw_pages -= 1
+            else:
+                self.alloc.release(self.slots[2 * i])
+            policy.stats_lock()
             if flags & self.F_HUGE:
                 self.huge_pages -= 1
-            self.pool.free(h)
-            self.compr_data_size -= flags & self._size_mask
-        self.pages_stored -= 1
-        self.slot_handle[index] = 0
-        self.slot_flags[index] = 0
+            self.compr_data_size -= flags & self.size_mask
+            self.pages_stored -= 1
+            policy.stats_unlock()
+        self.slots[2 * i] = 0
+        self.slots[2 * i + 1] = 0
         return True
 
-    # -- read --------------------------------------------------------------------------
+    # -- read -----------------------------------------------------------------------------
 
     def read(self, index) -> bytes:
         """The page at ``index``; zeros if never written or discarded. Kernel: zram_read_page.
+        OSError (counted in failed_reads) if the stored object does not decompress to a page."""
+        i: cython.Py_ssize_t = self._index(index)
+        self._live()
+        return self._page_of(i, self._load(i))
 
-        OSError (counted in failed_reads) if the stored object does not decompress to a page.
-        """
-        if type(index) is not int or not 0 <= index < self.nr_pages:
-            self._check_index(index)
-        self.num_reads += 1
-        flags = self.slot_flags[index]
-        size = flags & self._size_mask
-        if flags != size or not size:      # same-filled, huge or empty
-            h = self.slot_handle[index]
-            if flags & self.F_SAME or not h:
-                return h.to_bytes(8, "little") * self._words
-            return self.pool.read(h, self.page_size)
-        pool = self.pool
+    def read_pages(self, index, count) -> bytearray:
+        """``count`` consecutive pages from ``index`` (one bio of many pages)."""
+        self._check_range(index, count)
+        out = bytearray(count * self.page_size)
+        self.read_into(index, out)
+        return out
+
+    def read_into(self, index, out) -> None:
+        """Read ``len(out) // page_size`` pages from ``index`` into the writable buffer
+        ``out`` (a whole number of pages)."""
+        mv = memoryview(out)
+        if mv.readonly or not mv.c_contiguous:
+            raise TypeError("out must be a writable C-contiguous buffer")
+        mv = mv.cast("B")
+        P = self.page_size
+        if len(mv) == 0 or len(mv) % P:
+            raise ValueError(f"out of {len(mv)} bytes is not a whole number of {P}-byte pages")
+        self._check_range(index, len(mv) // P)
+        self._live()
+        for k in range(len(mv) // P):
+            loaded = self._load(index + k)
+            if type(loaded) is bytes and len(loaded) < P:
+                try:
+                    n = self.backend.decompress_into(loaded, mv[k * P:(k + 1) * P])
+                    if n != P:
+                        raise DecompressError(f"{n} bytes, not a page")
+                except DecompressError as e:
+                    self._read_failed(index + k, e)
+            else:
+                mv[k * P:(k + 1) * P] = self._page_of(index + k, loaded)
+
+    def _load(self, i: cython.Py_ssize_t):
+        """The slot's content under the slot lock: the fill word (an int; 0 for an empty
+        slot), a raw or huge page, or the compressed object (bytes). Kernel: the first half
+        of zram_read_page (zs_obj_read_begin: copied out, so decompression needs no lock)."""
+        policy: LockPolicy = self.policy
+        policy.op_enter()
         try:
-            page = self._decompress(pool.obj_read(pool._hw[self.slot_handle[index] & ROW_MASK], size),
-                                    self.page_size)
-            if len(page) == self.page_size:
-                return page
-            e = f"{len(page)} bytes, not a page"
-        except Exception as exc:
-            e = exc
+            policy.stats_lock()
+            self.num_reads += 1
+            policy.stats_unlock()
+            policy.slot_lock(i)
+            try:
+                flags: cython.ulonglong = self.slots[2 * i + 1]
+                if flags == 0 or flags & self.F_SAME:
+                    return self.slots[2 * i]
+                if flags & self.F_RAW:
+                    return self._raw.get(i) or filled_page(0, self.page_size)
+                return self.alloc.load(self.slots[2 * i], flags & self.size_mask)
+            finally:
+                policy.slot_unlock(i)
+        finally:
+            policy.op_exit()
+
+    def _page_of(self, i: cython.Py_ssize_t, loaded):
+        """Turn what _load returned into the page: fill, as is, or decompressed (outside
+        every lock; without the GIL for the backends written here)."""
+        P: cython.Py_ssize_t = self.page_size
+        if type(loaded) is not bytes:
+            return filled_page(loaded, P)
+        if len(loaded) == P:
+            return loaded
+        try:
+            return self.backend.decompress(loaded, P)
+        except DecompressError as e:
+            self._read_failed(i, e)
+
+    def _read_failed(self, i, e):
+        self.policy.op_enter()
+        self.policy.stats_lock()
         self.failed_reads += 1
-        raise OSError(f"decompression of page {index} failed: {e}")
+        self.policy.stats_unlock()
+        self.policy.op_exit()
+        raise OSError(f"decompression of page {i} failed: {e}") from None
 
-    # -- other operations ---------------------------------------------------------------
+    # -- other operations -----------------------------------------------------------------
 
-    def discard(self, index, count: int = 1) -> None:
+    def discard(self, index, count=1) -> None:
         """Discard whole pages ``index .. index+count-1``. Kernel: zram_bio_discard.
-
-        Counts ``notify_free`` once per page, even for empty slots, as the kernel does.
-        """
-        self._check_index(index)
-        if type(count) is not int or count < 1 or index + count > self.nr_pages:
-            raise ValueError(f"discard count {count!r} from index {index} runs past the disk "
-                             f"({self.nr_pages} pages)")
+        Counts ``notify_free`` once per page, even for empty slots, as the kernel does."""
+        self._check_range(index, count)
+        self._live()
+        policy: LockPolicy = self.policy
+        i: cython.Py_ssize_t
         for i in range(index, index + count):
-            self._free_slot(i)
-            self.notify_free += 1
+            policy.op_enter()
+            try:
+                policy.slot_lock(i)
+                try:
+                    self._free_slot(i)
+                finally:
+                    policy.slot_unlock(i)
+                policy.stats_lock()
+                self.notify_free += 1
+                policy.stats_unlock()
+            finally:
+                policy.op_exit()
 
     def slot_free_notify(self, index) -> None:
         """Swap's slot-free hint. Kernel: zram_slot_free_notify (never misses here)."""
-        self._check_index(index)
-        self.notify_free += 1
-        self._free_slot(index)
+        self.discard(index, 1)
 
     def compact(self) -> int:
-        """Compact the pool. Kernel: compact_store -> zs_compact. Returns pages freed."""
-        return self.pool.compact()
+        """Compact the allocator. Kernel: compact_store -> zs_compact. Returns pages freed."""
+        self._live()
+        return self.pool.compact() or 0
 
     @property
     def mem_limit(self) -> int:
@@ -343,28 +549,50 @@ class Zram:
 
     def reset_mem_used_max(self) -> None:
         """Kernel: mem_used_max_store("0"): reset to the current total."""
-        self.max_used_pages = self.pool.pages_allocated
+        self._live()
+        self.policy.op_enter()
+        try:
+            self.max_used_pages = self._pages()
+        finally:
+            self.policy.op_exit()
 
     def reset(self) -> None:
-        """Free every slot and zero every statistic; the device stays usable.
-
-        Kernel: reset_store (+ disksize_store with the same size): limit 0, slots freed,
-        pool destroyed and recreated, stats memset to 0.
-        """
-        self.pool.close()
+        """Free every slot and zero every statistic; the device stays usable (same size and
+        algorithm). Kernel: reset_store + disksize_store."""
+        self._live()
+        self.policy.op_enter()
+        try:
+            self.pool.close() if hasattr(self.pool, "close") else None
+            old = self._slot_mm
+            self.slots = None
+            old.close()
+        finally:
+            self.policy.op_exit()
         self._init_state()
 
     def close(self) -> None:
-        self.pool.close()
+        """Give all memory back; the device is unusable afterwards."""
+        if self.closed:
+            return
+        self.policy.op_enter()
+        try:
+            self.closed = True
+            if hasattr(self.pool, "close"):
+                self.pool.close()
+            self.slots = None
+            self._slot_mm.close()
+        finally:
+            self.policy.op_exit()
 
-    # -- statistics --------------------------------------------------------------------
+    # -- statistics -----------------------------------------------------------------------
 
     def mm_stat(self) -> MmStat:
         """Kernel: mm_stat_show."""
         P = self.page_size
-        return MmStat(self.pages_stored * P, self.compr_data_size, self.pool.pages_allocated * P,
+        pages_compacted = getattr(self.pool, "pages_compacted", 0)
+        return MmStat(self.pages_stored * P, self.compr_data_size, self._pages() * P,
                       self.limit_pages * P, self.max_used_pages * P, self.same_pages,
-                      self.pool.pages_compacted, self.huge_pages, self.huge_pages_since)
+                      pages_compacted, self.huge_pages, self.huge_pages_since)
 
     def io_stat(self) -> IoStat:
         """Kernel: io_stat_show."""
@@ -375,135 +603,14 @@ class Zram:
         return DebugStat(self.miss_free)
 
     def slot_table_bytes(self) -> int:
-        return self.slot_handle.itemsize * len(self.slot_handle) + \
-            self.slot_flags.itemsize * len(self.slot_flags)
+        """Bytes of the slot table (16 a slot), as the kernel's vzalloc'd table."""
+        return 16 * self.nr_pages
+
+    def slot(self, index) -> tuple:
+        """(handle or fill word, size, flags) of a slot, for tests and studies."""
+        i = self._index(index)
+        f = self.slots[2 * i + 1]
+        return self.slots[2 * i], f & self.size_mask, f & ~self.size_mask
 
     def __repr__(self):
         return f"<Zram {self.disksize} bytes, {self.comp_algorithm}, {self.pool!r}>"
-
-
-class ConcurrentZram(Zram):
-    """A Zram safe to use from many threads. Kernel locks (6.18 write path):
-
-    per-thread compression buffer (the kernel's per-CPU stream) -> zs_malloc (class lock) ->
-    zs_obj_write (pool read -> zspage read) -> slot lock -> zram_free_page -> zs_free (pool
-    read -> class) -> install -> slot unlock. Counters are atomics in the kernel: here one
-    leaf lock. Slot locks are striped (256 stripes by index).
-    """
-
-    _STRIPES = 256
-
-    def __init__(self, *args, lock_debug: bool = False, concurrent: bool = True, **kw):
-        self.lock_debug = lock_debug
-        super().__init__(*args, **kw)
-
-    def _init_state(self) -> None:
-        import threading
-        from ..locking import make_mutex
-        n = self.nr_pages
-        self.pool = Pool(self.config, name="zram", concurrent=True, lock_debug=self.lock_debug)
-        self.slot_handle = array("Q", [0]) * n     # no n*8-byte temporary left in the heap
-        self.slot_flags = array("Q", [0]) * n
-        self._slot_locks = [make_mutex(f"zram-slot[{i}]", 5, self.lock_debug)
-                            for i in range(self._STRIPES)]
-        self._stats = make_mutex("zram-stats", 95, self.lock_debug)
-        self._tls = threading.local()
-        for name in ("pages_stored", "compr_data_size", "same_pages", "huge_pages",
-                     "huge_pages_since", "max_used_pages", "limit_pages", "failed_reads",
-                     "failed_writes", "notify_free", "miss_free", "num_reads", "num_writes"):
-            setattr(self, name, 0)
-
-    def _stat_add(self, **kw) -> None:
-        with self._stats:
-            for k, v in kw.items():
-                setattr(self, k, getattr(self, k) + v)
-
-    def write(self, index, page) -> None:
-        if type(index) is not int or not 0 <= index < self.nr_pages:
-            self._check_index(index)
-        P = self.page_size
-        if len(page) != P:
-            raise ValueError(f"page for index {index} is {len(page)} bytes, must be {P}")
-        slot_lock = self._slot_locks[index % self._STRIPES]
-        word = self._same_word(page) if page[0] == page[-8] else None
-        if word is not None:
-            with slot_lock:
-                self._free_slot(index)
-                self.slot_handle[index] = word
-                self.slot_flags[index] = self.F_SAME
-            self._stat_add(same_pages=1, pages_stored=1, num_writes=1)
-            return
-        buf = getattr(self._tls, "buf", None)
-        if buf is None:
-            buf = self._tls.buf = bytearray(2 * P)
-        comp_len = self.codec.compress_into(page, buf)
-        huge = comp_len >= self.huge_threshold
-        pool = self.pool
-        h = pool.malloc(P if huge else comp_len)
-        with self._stats:                               # Kernel: zram_can_store_page
-            total = pool.pages_allocated
-            if total > self.max_used_pages:
-                self.max_used_pages = total
-            over = self.limit_pages and total > self.limit_pages
-            if over:
-                self.failed_writes += 1
-        if over:
-            pool.free(h)
-            raise MemoryError(f"write of page {index} refused: pool would use {total} pages, "
-                              f"over mem_limit of {self.limit_pages} pages")
-        pool.write(h, page if huge else memoryview(buf)[:comp_len])
-        with slot_lock:
-            self._free_slot(index)
-            self.slot_handle[index] = h
-            self.slot_flags[index] = (self.F_HUGE | P) if huge else comp_len
-        if huge:
-            self._stat_add(compr_data_size=P, huge_pages=1, huge_pages_since=1, pages_stored=1,
-                           num_writes=1)
-        else:
-            self._stat_add(compr_data_size=comp_len, pages_stored=1, num_writes=1)
-
-    def _free_slot(self, index: int) -> bool:
-        """Kernel: zram_free_page; the caller holds the slot lock."""
-        flags = self.slot_flags[index]
-        h = self.slot_handle[index]
-        if flags & self.F_SAME:
-            self._stat_add(same_pages=-1, pages_stored=-1)
-        elif not h:
-            return False
-        else:
-            self.pool.free(h)
-            if flags & self.F_HUGE:
-                self._stat_add(huge_pages=-1, compr_data_size=-(flags & self._size_mask),
-                               pages_stored=-1)
-            else:
-                self._stat_add(compr_data_size=-(flags & self._size_mask), pages_stored=-1)
-        self.slot_handle[index] = 0
-        self.slot_flags[index] = 0
-        return True
-
-    def read(self, index) -> bytes:
-        if type(index) is not int or not 0 <= index < self.nr_pages:
-            self._check_index(index)
-        with self._slot_locks[index % self._STRIPES]:
-            flags = self.slot_flags[index]
-            h = self.slot_handle[index]
-            if flags & self.F_SAME or not h:
-                return h.to_bytes(8, "little") * self._words
-            if flags & self.F_HUGE:
-                return self.pool.read(h, self.page_size)
-            data = self.pool.read(h, flags & self._size_mask)
-        return self.codec.decompress(data, self.page_size)
-
-    def discard(self, index, count: int = 1) -> None:
-        self._check_index(index)
-        if type(count) is not int or count < 1 or index + count > self.nr_pages:
-            raise ValueError(f"discard count {count!r} from index {index} runs past the disk "
-                             f"({self.nr_pages} pages)")
-        for i in range(index, index + count):
-            with self._slot_locks[i % self._STRIPES]:
-                self._free_slot(i)
-            self._stat_add(notify_free=1)
-
-    def reset_mem_used_max(self) -> None:
-        with self._stats:
-            self.max_used_pages = self.pool.pages_allocated

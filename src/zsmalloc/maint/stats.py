@@ -1,18 +1,17 @@
 """Statistics: per-class counters and the debugfs ``classes`` table.
 
 Kernel: zs_stats_size_show (debugfs /sys/kernel/debug/zsmalloc/<pool>/classes, needs
-CONFIG_ZSMALLOC_STAT), class_stat_read, zs_get_total_pages, zs_pool_stats.
+CONFIG_ZSMALLOC_STAT), class_stat_read, zs_get_total_pages.
 
-Counters cost nothing extra: they are the per-group list lengths and the ZS_OBJS_* counts
-the allocator keeps anyway. Reading them is O(classes).
+The counters cost nothing extra: they are the per-group list lengths and the ZS_OBJS_*
+counts the allocator keeps anyway. Reading them is O(classes).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
-from .compaction import zs_can_compact
+from ..core.compaction import zs_can_compact
 
 
 @dataclass(frozen=True)
@@ -47,16 +46,14 @@ class ClassStats:
                 "pages_used": self.pages_used, "freeable": self.freeable}
 
 
-def class_stats(pool) -> list[ClassStats]:
+def class_stats(pool) -> list:
     """One row per distinct class, ascending index."""
-    rows = []
-    for c in pool.classes:
-        rows.append(ClassStats(
-            index=c.index, size=c.size, pages_per_zspage=c.ppz, objs_per_zspage=c.objs,
-            huge=c.huge, zspages_per_group=list(c.counts), obj_allocated=c.allocated,
-            obj_used=c.inuse, pages_used=c.allocated // c.objs * c.ppz,
-            freeable=zs_can_compact(c)))
-    return rows
+    return [ClassStats(index=c.index, size=c.size, pages_per_zspage=c.ppz,
+                       objs_per_zspage=c.objs, huge=c.huge,
+                       zspages_per_group=c.group_counts(), obj_allocated=c.allocated,
+                       obj_used=c.inuse, pages_used=c.allocated // c.objs * c.ppz,
+                       freeable=zs_can_compact(c))
+            for c in pool.classes]
 
 
 def format_classes(pool) -> str:
@@ -104,33 +101,10 @@ def format_classes(pool) -> str:
     return "\n".join(out) + "\n"
 
 
-def _deep_list_bytes(lst, seen=None) -> int:
-    """A list's own size plus its int objects that are not CPython's cached small ints
-    (each distinct object counted once)."""
-    n = sys.getsizeof(lst)
-    seen = set() if seen is None else seen
-    for v in lst:
-        if type(v) is int and not -5 <= v <= 256 and id(v) not in seen:
-            seen.add(id(v))
-            n += sys.getsizeof(v)
-    return n
-
-
 def metadata_bytes(pool) -> dict:
-    """Python-side bytes of the pool's metadata by structure (frames excluded).
-
-    An accounting aid; the benchmark measures the same with tracemalloc.
-    """
-    zt, h = pool.zspages, pool.handles
-    parts = {
-        "handles": sys.getsizeof(h.words) + sys.getsizeof(h.sizes),
-        "zspages": sum(_deep_list_bytes(x) for x in (zt.inuse, zt.freeobj, zt.group, zt.isolated,
-                                                   zt.free_ids))
-        + sys.getsizeof(zt.cls) + sum(sys.getsizeof(a) for a in (zt.prev, zt.next, zt.frames,
-                                                                  zt.huge_handle)),
-        "frames": sys.getsizeof(pool.frame_zspage) + sys.getsizeof(pool.frame_first_obj),
-        "arena": sum(sys.getsizeof(fl) for fl in pool.arena._free if fl is not None)
-        + sys.getsizeof(pool.arena._partial) + sys.getsizeof(pool.arena._pending),
-    }
+    """Bytes of the pool's metadata by structure (the typed columns' buffers, capacity
+    included; frames excluded). An accounting aid: bench_pool measures RSS too."""
+    parts = {"handles": pool.handles.nbytes(), "zspages": pool.zspages.nbytes_rows(),
+             "frames": pool.zspages.nbytes_frames(), "arena": pool.arena.nbytes()}
     parts["total"] = sum(parts.values())
     return parts

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .config import PoolConfig, resolve_config
+from ..config import PoolConfig, resolve_config
 
 ZS_ALIGN = 8
 ZS_HANDLE_SIZE = 8
