@@ -1,7 +1,8 @@
 # C types of zsmalloc/lib/lz4.py (Cython pure-Python mode).
 cimport cython
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
@@ -32,31 +33,37 @@ cpdef enum:
     E_OUTPUT = -2
     E_OFFSET = -3
 
-cdef u32 _r16(const u8* p, Py_ssize_t i) noexcept nogil
-cdef u32 _r32(const u8* p, Py_ssize_t i) noexcept nogil
-cdef u64 _r64(const u8* p, Py_ssize_t i) noexcept nogil
-cdef int _ctz64(u64 v) noexcept nogil
-cdef void _copy(u8* dst, Py_ssize_t d, const u8* src, Py_ssize_t s, Py_ssize_t n) noexcept nogil
+cdef inline u32 _r16(const u8* p, Py_ssize_t i) noexcept nogil
+cdef inline u32 _r32(const u8* p, Py_ssize_t i) noexcept nogil
+cdef inline u64 _r64(const u8* p, Py_ssize_t i) noexcept nogil
+cdef inline int _ctz64(u64 v) noexcept nogil
+cdef inline void _copy(u8* dst, Py_ssize_t d, const u8* src, Py_ssize_t s, Py_ssize_t n) noexcept nogil
 @cython.locals(v=Py_ssize_t)
-cdef Py_ssize_t _put_len(u8* dst, Py_ssize_t op, Py_ssize_t v) noexcept nogil
-cdef u32 _hash(const u8* p, Py_ssize_t i, bint by16) noexcept nogil
+cdef inline Py_ssize_t _put_len(u8* dst, Py_ssize_t op, Py_ssize_t v) noexcept nogil
+cdef inline u32 _hash(const u8* p, Py_ssize_t i, bint by16) noexcept nogil
 @cython.locals(start=Py_ssize_t, diff=u64)
-cdef Py_ssize_t _count(const u8* p, Py_ssize_t a, Py_ssize_t b, Py_ssize_t limit) noexcept nogil
+cdef inline Py_ssize_t _count(const u8* p, Py_ssize_t a, Py_ssize_t b, Py_ssize_t limit) noexcept nogil
 
-@cython.locals(t16=u16[8192], t32=u32[4096], i=Py_ssize_t, by16=bint, op=Py_ssize_t,
+@cython.locals(t16=u16[8192], t32=u32[4096], i=Py_ssize_t)
+cdef Py_ssize_t lz4_compress_fast(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
+                                  int accel) noexcept nogil
+@cython.locals(op=Py_ssize_t,
                anchor=Py_ssize_t, mflimit=Py_ssize_t, matchlimit=Py_ssize_t, ip=Py_ssize_t,
                forward_ip=Py_ssize_t, forward_h=u32, h=u32, step=u32, search_nb=u32,
                at_end=bint, match=Py_ssize_t, lit=Py_ssize_t, token=Py_ssize_t,
                off=Py_ssize_t, mcode=Py_ssize_t, last=Py_ssize_t)
-cdef Py_ssize_t lz4_compress_fast(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
-                                  int accel) noexcept nogil
+cdef inline Py_ssize_t _compress_generic(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
+                                         int accel, const bint by16, u16* t16,
+                                         u32* t32) noexcept nogil
 
 @cython.locals(b=u32)
-cdef (Py_ssize_t, Py_ssize_t) _read_len(const u8* src, Py_ssize_t ip, Py_ssize_t n,
+cdef inline (Py_ssize_t, Py_ssize_t) _read_len(const u8* src, Py_ssize_t ip, Py_ssize_t n,
                                         Py_ssize_t length) noexcept nogil
 @cython.locals(ip=Py_ssize_t, op=Py_ssize_t, token=u32, lit=Py_ssize_t, off=Py_ssize_t,
                mlen=Py_ssize_t)
 cdef Py_ssize_t lz4_decompress_safe(const u8* src, Py_ssize_t n, u8* dst,
                                     Py_ssize_t cap) noexcept nogil
 @cython.locals(m=Py_ssize_t, end=Py_ssize_t)
-cdef void _copy_match(u8* dst, Py_ssize_t op, Py_ssize_t off, Py_ssize_t mlen) noexcept nogil
+cdef inline void _copy_match(u8* dst, Py_ssize_t op, Py_ssize_t off, Py_ssize_t mlen) noexcept nogil
+
+cdef int _get_buffer(object obj, Py_buffer* buf, bint writable, str name) except -1

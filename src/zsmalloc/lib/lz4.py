@@ -54,23 +54,31 @@ if not cython.compiled:
     MASK32 = 0xFFFFFFFF
 
 MASK64 = 0xFFFFFFFFFFFFFFFF            # pure mode: C's unsigned wrap-around
-_EMPTY = b"\0"
 
 
-# -- memory access (plain byte patterns: gcc merges them into word loads) ---------------
+# -- memory access: little-endian loads (compiled: one unaligned load each) ------------
 
 def _r16(p, i):
+    if cython.compiled:
+        v16: cython.ushort
+        memcpy(cython.address(v16), p + i, 2)     # one unaligned load (x86 is little-endian)
+        return v16
     return p[i] | (p[i + 1] << 8)
 
 
 def _r32(p, i):
-    return p[i] | (p[i + 1] << 8) | (p[i + 2] << 16) | (cython.cast(cython.uint, p[i + 3]) << 24)
+    if cython.compiled:
+        v32: cython.uint
+        memcpy(cython.address(v32), p + i, 4)
+        return v32
+    return p[i] | (p[i + 1] << 8) | (p[i + 2] << 16) | (p[i + 3] << 24)
 
 
 def _r64(p, i):
     if cython.compiled:
-        return (cython.cast(cython.ulonglong, _r32(p, i))
-                | (cython.cast(cython.ulonglong, _r32(p, i + 4)) << 32))
+        v64: cython.ulonglong
+        memcpy(cython.address(v64), p + i, 8)
+        return v64
     return int.from_bytes(p[i:i + 8], "little")
 
 
@@ -81,9 +89,21 @@ def _ctz64(v):
 
 
 def _copy(dst, d, src, s, n):
-    """Copy n bytes from src[s:] to dst[d:]; the ranges do not overlap."""
+    """Copy n bytes from src[s:] to dst[d:]; the ranges do not overlap. Compiled, short
+    copies are two fixed-size (overlapping) moves instead of a call to memcpy."""
     if cython.compiled:
-        memcpy(dst + d, src + s, n)
+        if n > 16:
+            memcpy(dst + d, src + s, n)
+        elif n >= 8:
+            memcpy(dst + d, src + s, 8)
+            memcpy(dst + d + n - 8, src + s + n - 8, 8)
+        elif n >= 4:
+            memcpy(dst + d, src + s, 4)
+            memcpy(dst + d + n - 4, src + s + n - 4, 4)
+        else:
+            while n > 0:
+                n -= 1
+                dst[d + n] = src[s + n]
     else:
         dst[d:d + n] = src[s:s + n]
 
@@ -133,10 +153,10 @@ def compress_bound(n: int) -> int:
 
 def lz4_compress_fast(src, n, dst, cap, accel):
     """Compress src[:n] into dst[:cap]; returns the length, or 0 if it does not fit (or the
-    input is too large). Kernel: LZ4_compress_fast -> LZ4_compress_fast_extState ->
-    LZ4_compress_generic (noDict, limitedOutput checks always on: they fail only where
-    the output would not fit, so with cap >= compress_bound(n) the bytes are the kernel's
-    noLimit output)."""
+    input is too large). Kernel: LZ4_compress_fast -> LZ4_compress_fast_extState (the
+    16-bit table below 64 KiB + 11 bytes, else the 32-bit one) -> LZ4_compress_generic
+    (noDict; the limitedOutput checks always on: they fail only where the output would
+    not fit, so with cap >= compress_bound(n) the bytes are the kernel's noLimit output)."""
     if n < 0 or n > MAX_INPUT_SIZE:
         return 0
     if accel < 1:
@@ -144,17 +164,24 @@ def lz4_compress_fast(src, n, dst, cap, accel):
     if not cython.compiled:
         t16 = [0] * HASH_SIZE_U16
         t32 = [0] * HASH_SIZE_U32
-    by16 = n < LZ4_64KLIMIT
+    # Kernel: LZ4_resetStream zeroes the table: an empty slot means position 0.
+    if n < LZ4_64KLIMIT:
+        if n >= LZ4_MIN_LENGTH:
+            for i in range(HASH_SIZE_U16):
+                t16[i] = 0
+        return _compress_generic(src, n, dst, cap, accel, True, t16, t32)
+    for i in range(HASH_SIZE_U32):
+        t32[i] = 0
+    return _compress_generic(src, n, dst, cap, accel, False, t16, t32)
+
+
+@cython.cdivision(True)
+def _compress_generic(src, n, dst, cap, accel, by16, t16, t32):
+    """The body of LZ4_compress_generic for one table type (inlined twice when compiled,
+    so ``by16`` is a constant in each copy). Kernel: LZ4_compress_generic."""
     op = 0
     anchor = 0
     if n >= LZ4_MIN_LENGTH:
-        # Kernel: LZ4_resetStream zeroes the table: an empty slot means position 0.
-        if by16:
-            for i in range(HASH_SIZE_U16):
-                t16[i] = 0
-        else:
-            for i in range(HASH_SIZE_U32):
-                t32[i] = 0
         mflimit = n - MFLIMIT
         matchlimit = n - LASTLITERALS
         # First byte
@@ -331,7 +358,15 @@ def _copy_match(dst, op, off, mlen):
     if off >= mlen:
         _copy(dst, op, dst, m, mlen)
     elif cython.compiled:
+        if off == 1:
+            memset(dst + op, dst[m], mlen)
+            return
         end = op + mlen
+        if off >= 8:                # 8-byte steps never read bytes not yet written
+            while end - op >= 8:
+                memcpy(dst + op, dst + m, 8)
+                op += 8
+                m += 8
         while op < end:
             dst[op] = dst[m]
             op += 1
@@ -350,16 +385,30 @@ def _accel(acceleration) -> cython.int:
 
 
 def _bytes_view(obj, name, writable=False):
-    """A 1-byte-item view of a buffer (pure mode), with a clear error for anything else."""
+    """Pure mode: a 1-byte-item view of a buffer, with a clear error for anything else."""
     try:
         mv = memoryview(obj)
     except TypeError:
         raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__}") from None
     if writable and mv.readonly:
-        raise TypeError(f"{name} must be writable (a bytearray, memoryview or mmap)")
+        raise TypeError(f"{name} must be a writable bytes-like object "
+                        f"(bytearray, memoryview, mmap), not {type(obj).__name__}")
     if not mv.c_contiguous:
-        raise ValueError(f"{name} must be a contiguous buffer")
+        raise TypeError(f"{name} must be a contiguous buffer")
     return mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
+
+
+def _get_buffer(obj, buf, writable, name):
+    """Compiled mode: take obj's buffer (contiguous bytes; writable if asked) into buf.
+    Held until PyBuffer_Release, so a bytearray cannot be resized while we run without
+    the GIL."""
+    try:
+        PyObject_GetBuffer(obj, buf, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
+    except (TypeError, BufferError):
+        kind = "a writable bytes-like object (bytearray, memoryview, mmap)" if writable \
+            else "a contiguous bytes-like object"
+        raise TypeError(f"{name} must be {kind}, not {type(obj).__name__}") from None
+    return 0
 
 
 def compress_into(src, dst, acceleration=1) -> cython.Py_ssize_t:
@@ -367,21 +416,32 @@ def compress_into(src, dst, acceleration=1) -> cython.Py_ssize_t:
     not fit (``compress_bound(len(src))`` always fits). Runs without the GIL when compiled.
     Kernel: LZ4_compress_fast."""
     accel: cython.int = _accel(acceleration)
-    s = _bytes_view(src, "src")
-    d = _bytes_view(dst, "dst", writable=True)
-    n: cython.Py_ssize_t = len(s)
-    cap: cython.Py_ssize_t = len(d)
+    n: cython.Py_ssize_t
+    cap: cython.Py_ssize_t
     r: cython.Py_ssize_t
-    if n > MAX_INPUT_SIZE:
-        raise ValueError(f"lz4: input of {n} bytes is over LZ4_MAX_INPUT_SIZE ({MAX_INPUT_SIZE})")
     if cython.compiled:
-        sv: cython.const[cython.uchar][::1] = s if n else _EMPTY
-        dv: cython.uchar[::1] = d
-        if cap == 0:
-            raise ValueError("lz4: an empty dst cannot hold any output")
-        with cython.nogil:
-            r = lz4_compress_fast(cython.address(sv[0]), n, cython.address(dv[0]), cap, accel)
+        sb: Py_buffer
+        db: Py_buffer
+        _get_buffer(src, cython.address(sb), False, "src")
+        try:
+            _get_buffer(dst, cython.address(db), True, "dst")
+            try:
+                n, cap = sb.len, db.len
+                if n > MAX_INPUT_SIZE:
+                    raise ValueError(f"lz4: input of {n} bytes is over LZ4_MAX_INPUT_SIZE")
+                with cython.nogil:
+                    r = lz4_compress_fast(cython.cast(cython.p_uchar, sb.buf), n,
+                                          cython.cast(cython.p_uchar, db.buf), cap, accel)
+            finally:
+                PyBuffer_Release(cython.address(db))
+        finally:
+            PyBuffer_Release(cython.address(sb))
     else:
+        s = _bytes_view(src, "src")
+        d = _bytes_view(dst, "dst", writable=True)
+        n, cap = len(s), len(d)
+        if n > MAX_INPUT_SIZE:
+            raise ValueError(f"lz4: input of {n} bytes is over LZ4_MAX_INPUT_SIZE")
         r = lz4_compress_fast(s, n, d, cap, accel)
     if r <= 0:
         raise ValueError(f"lz4: {n} bytes do not compress into a {cap}-byte buffer "
@@ -391,7 +451,7 @@ def compress_into(src, dst, acceleration=1) -> cython.Py_ssize_t:
 
 def compress(data, acceleration=1) -> bytes:
     """The compressed block of ``data`` (the kernel's bytes). Kernel: LZ4_compress_fast."""
-    n = len(memoryview(data).cast("B")) if not isinstance(data, (bytes, bytearray)) else len(data)
+    n = len(data) if isinstance(data, (bytes, bytearray)) else len(_bytes_view(data, "data"))
     out = bytearray(compress_bound(n))
     r = compress_into(data, out, acceleration)
     del out[r:]
@@ -409,19 +469,28 @@ def decompress_into(src, dst) -> cython.Py_ssize_t:
     """Decompress the block ``src`` into the writable ``dst``; returns the length written.
     DecompressError on a corrupt or truncated block or one larger than ``dst``.
     Kernel: LZ4_decompress_safe."""
-    s = _bytes_view(src, "src")
-    d = _bytes_view(dst, "dst", writable=True)
-    n: cython.Py_ssize_t = len(s)
-    cap: cython.Py_ssize_t = len(d)
+    n: cython.Py_ssize_t
+    cap: cython.Py_ssize_t
     r: cython.Py_ssize_t
-    if n == 0:
-        raise _error(E_INPUT, n, cap)
     if cython.compiled:
-        sv: cython.const[cython.uchar][::1] = s
-        dv: cython.uchar[::1] = d if cap else bytearray(1)
-        with cython.nogil:
-            r = lz4_decompress_safe(cython.address(sv[0]), n, cython.address(dv[0]), cap)
+        sb: Py_buffer
+        db: Py_buffer
+        _get_buffer(src, cython.address(sb), False, "src")
+        try:
+            _get_buffer(dst, cython.address(db), True, "dst")
+            try:
+                n, cap = sb.len, db.len
+                with cython.nogil:
+                    r = lz4_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n,
+                                            cython.cast(cython.p_uchar, db.buf), cap)
+            finally:
+                PyBuffer_Release(cython.address(db))
+        finally:
+            PyBuffer_Release(cython.address(sb))
     else:
+        s = _bytes_view(src, "src")
+        d = _bytes_view(dst, "dst", writable=True)
+        n, cap = len(s), len(d)
         r = lz4_decompress_safe(s, n, d, cap)
     if r < 0:
         raise _error(r, n, cap)
@@ -433,24 +502,28 @@ def decompress(src, out_len) -> bytes:
     DecompressError. Compiled, it decompresses straight into the new bytes object."""
     if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
         raise ValueError(f"out_len {out_len!r} must be an int >= 0")
-    s = _bytes_view(src, "src")
-    n: cython.Py_ssize_t = len(s)
+    n: cython.Py_ssize_t
     cap: cython.Py_ssize_t = out_len
     r: cython.Py_ssize_t
-    if n == 0:
-        raise _error(E_INPUT, n, cap)
     if cython.compiled:
-        sv: cython.const[cython.uchar][::1] = s
-        out = PyBytes_FromStringAndSize(cython.NULL, cap)
-        op: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
-        with cython.nogil:
-            r = lz4_decompress_safe(cython.address(sv[0]), n, op, cap)
+        sb: Py_buffer
+        _get_buffer(src, cython.address(sb), False, "src")
+        try:
+            n = sb.len
+            out = PyBytes_FromStringAndSize(cython.NULL, cap)
+            op: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+            with cython.nogil:
+                r = lz4_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n, op, cap)
+        finally:
+            PyBuffer_Release(cython.address(sb))
     else:
+        s = _bytes_view(src, "src")
+        n = len(s)
         buf = bytearray(cap)
         r = lz4_decompress_safe(s, n, buf, cap)
         out = bytes(buf)
     if r < 0:
         raise _error(r, n, cap)
-    if r != cap:
+    if r != cap:       # (compiled: the rest of out is uninitialised; it is never returned)
         raise DecompressError(f"lz4: {n}-byte object decompresses to {r} bytes, not {cap}")
     return out

@@ -2,6 +2,7 @@
 cimport cython
 from libc.string cimport memcpy, memset
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
@@ -36,17 +37,17 @@ cpdef enum:
     LZO_E_LOOKBEHIND_OVERRUN = -6
     LZO_E_INPUT_NOT_CONSUMED = -8
 
-cdef u32 _r16(const u8* p, Py_ssize_t i) noexcept nogil
-cdef u32 _r32(const u8* p, Py_ssize_t i) noexcept nogil
-cdef u64 _r64(const u8* p, Py_ssize_t i) noexcept nogil
-cdef int _ctz64(u64 v) noexcept nogil
-cdef void _copy(u8* dst, Py_ssize_t d, const u8* src, Py_ssize_t s, Py_ssize_t n) noexcept nogil
-cdef void _zero(u8* dst, Py_ssize_t d, Py_ssize_t n) noexcept nogil
+cdef inline u32 _r16(const u8* p, Py_ssize_t i) noexcept nogil
+cdef inline u32 _r32(const u8* p, Py_ssize_t i) noexcept nogil
+cdef inline u64 _r64(const u8* p, Py_ssize_t i) noexcept nogil
+cdef inline int _ctz64(u64 v) noexcept nogil
+cdef inline void _copy(u8* dst, Py_ssize_t d, const u8* src, Py_ssize_t s, Py_ssize_t n) noexcept nogil
+cdef inline void _zero(u8* dst, Py_ssize_t d, Py_ssize_t n) noexcept nogil
 
 @cython.locals(tt=Py_ssize_t)
-cdef Py_ssize_t _literals(u8* dst, Py_ssize_t op, Py_ssize_t state_offset, const u8* src,
+cdef inline Py_ssize_t _literals(u8* dst, Py_ssize_t op, Py_ssize_t state_offset, const u8* src,
                           Py_ssize_t ii, Py_ssize_t t) noexcept nogil
-cdef Py_ssize_t _put_len(u8* dst, Py_ssize_t op, Py_ssize_t m_len) noexcept nogil
+cdef inline Py_ssize_t _put_len(u8* dst, Py_ssize_t op, Py_ssize_t m_len) noexcept nogil
 
 @cython.locals(in_end=Py_ssize_t, ip_end=Py_ssize_t, state_offset=Py_ssize_t, ii=Py_ssize_t,
                ip=Py_ssize_t, dv=u32, run_length=Py_ssize_t, m_pos=Py_ssize_t,
@@ -63,7 +64,7 @@ cdef Py_ssize_t lzogeneric1x_1_compress(const u8* src, Py_ssize_t n, u8* dst,
                                         int version) noexcept nogil
 
 @cython.locals(z=Py_ssize_t)
-cdef (Py_ssize_t, Py_ssize_t) _read_zero_run(const u8* src, Py_ssize_t ip,
+cdef inline (Py_ssize_t, Py_ssize_t) _read_zero_run(const u8* src, Py_ssize_t ip,
                                              Py_ssize_t n) noexcept nogil
 
 @cython.locals(ip=Py_ssize_t, op=Py_ssize_t, state=Py_ssize_t, nxt=Py_ssize_t,
@@ -72,4 +73,6 @@ cdef int lzo1x_decompress_safe(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t 
                                Py_ssize_t* out_len) noexcept nogil
 
 @cython.locals(off=Py_ssize_t, end=Py_ssize_t)
-cdef void _copy_match(u8* dst, Py_ssize_t op, Py_ssize_t m_pos, Py_ssize_t t) noexcept nogil
+cdef inline void _copy_match(u8* dst, Py_ssize_t op, Py_ssize_t m_pos, Py_ssize_t t) noexcept nogil
+
+cdef int _get_buffer(object obj, Py_buffer* buf, bint writable, str name) except -1

@@ -65,23 +65,30 @@ if not cython.compiled:
     LZO_HASH_MUL = 0x1824429d
     MASK32 = 0xFFFFFFFF
 
-_EMPTY = b"\0"
 
-
-# -- memory access (plain byte patterns: gcc merges them into word loads) ---------------
+# -- memory access: little-endian loads (compiled: one unaligned load each) ------------
 
 def _r16(p, i):
+    if cython.compiled:
+        v16: cython.ushort
+        memcpy(cython.address(v16), p + i, 2)     # one unaligned load (x86 is little-endian)
+        return v16
     return p[i] | (p[i + 1] << 8)
 
 
 def _r32(p, i):
-    return p[i] | (p[i + 1] << 8) | (p[i + 2] << 16) | (cython.cast(cython.uint, p[i + 3]) << 24)
+    if cython.compiled:
+        v32: cython.uint
+        memcpy(cython.address(v32), p + i, 4)
+        return v32
+    return p[i] | (p[i + 1] << 8) | (p[i + 2] << 16) | (p[i + 3] << 24)
 
 
 def _r64(p, i):
     if cython.compiled:
-        return (cython.cast(cython.ulonglong, _r32(p, i))
-                | (cython.cast(cython.ulonglong, _r32(p, i + 4)) << 32))
+        v64: cython.ulonglong
+        memcpy(cython.address(v64), p + i, 8)
+        return v64
     return int.from_bytes(p[i:i + 8], "little")
 
 
@@ -92,9 +99,21 @@ def _ctz64(v):
 
 
 def _copy(dst, d, src, s, n):
-    """Copy n bytes from src[s:] to dst[d:]; the ranges do not overlap."""
+    """Copy n bytes from src[s:] to dst[d:]; the ranges do not overlap. Compiled, short
+    copies are two fixed-size (overlapping) moves instead of a call to memcpy."""
     if cython.compiled:
-        memcpy(dst + d, src + s, n)
+        if n > 16:
+            memcpy(dst + d, src + s, n)
+        elif n >= 8:
+            memcpy(dst + d, src + s, 8)
+            memcpy(dst + d + n - 8, src + s + n - 8, 8)
+        elif n >= 4:
+            memcpy(dst + d, src + s, 4)
+            memcpy(dst + d + n - 4, src + s + n - 4, 4)
+        else:
+            while n > 0:
+                n -= 1
+                dst[d + n] = src[s + n]
     else:
         dst[d:d + n] = src[s:s + n]
 
@@ -150,6 +169,7 @@ def _put_len(dst, op, m_len):
     return op + 1
 
 
+@cython.cdivision(True)
 def lzo1x_1_do_compress(src, c0, ll, dst, op, ti, state, version, dict_):
     """Compress the chunk src[c0:c0+ll]; ti literals before c0 are still pending.
     Returns the new op; state[0] is the pending literal count for the next chunk,
@@ -483,12 +503,20 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
 
 
 def _copy_match(dst, op, m_pos, t):
-    """dst[op:op+t] = dst[m_pos:...], byte by byte forward when they overlap."""
+    """dst[op:op+t] = dst[m_pos:...], forward: an overlap repeats the pattern."""
     off = op - m_pos
     if off >= t:
         _copy(dst, op, dst, m_pos, t)
     elif cython.compiled:
+        if off == 1:
+            memset(dst + op, dst[m_pos], t)
+            return
         end = op + t
+        if off >= 8:                # 8-byte steps never read bytes not yet written
+            while end - op >= 8:
+                memcpy(dst + op, dst + m_pos, 8)
+                op += 8
+                m_pos += 8
         while op < end:
             dst[op] = dst[m_pos]
             op += 1
@@ -505,16 +533,36 @@ def _version(rle) -> cython.int:
 
 
 def _bytes_view(obj, name, writable=False):
-    """A 1-byte-item view of a buffer, with a clear error for anything else."""
+    """Pure mode: a 1-byte-item view of a buffer, with a clear error for anything else."""
     try:
         mv = memoryview(obj)
     except TypeError:
         raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__}") from None
     if writable and mv.readonly:
-        raise TypeError(f"{name} must be writable (a bytearray, memoryview or mmap)")
+        raise TypeError(f"{name} must be a writable bytes-like object "
+                        f"(bytearray, memoryview, mmap), not {type(obj).__name__}")
     if not mv.c_contiguous:
-        raise ValueError(f"{name} must be a contiguous buffer")
+        raise TypeError(f"{name} must be a contiguous buffer")
     return mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
+
+
+def _get_buffer(obj, buf, writable, name):
+    """Compiled mode: take obj's buffer (contiguous bytes; writable if asked) into buf.
+    Held until PyBuffer_Release, so a bytearray cannot be resized while we run without
+    the GIL."""
+    try:
+        PyObject_GetBuffer(obj, buf, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
+    except (TypeError, BufferError):
+        kind = "a writable bytes-like object (bytearray, memoryview, mmap)" if writable \
+            else "a contiguous bytes-like object"
+        raise TypeError(f"{name} must be {kind}, not {type(obj).__name__}") from None
+    return 0
+
+
+def _check_cap(n, cap):
+    if cap < compress_bound(n):
+        raise ValueError(f"lzo: dst of {cap} bytes is smaller than compress_bound({n}) = "
+                         f"{compress_bound(n)}")
 
 
 def compress_into(src, dst, rle=False) -> cython.Py_ssize_t:
@@ -522,21 +570,31 @@ def compress_into(src, dst, rle=False) -> cython.Py_ssize_t:
     ``dst`` must hold ``compress_bound(len(src))`` bytes (ValueError otherwise: the kernel's
     compressor writes without checking, so we check first). Runs without the GIL when
     compiled. Kernel: lzo1x_1_compress / lzorle1x_1_compress."""
-    s = _bytes_view(src, "src")
-    d = _bytes_view(dst, "dst", writable=True)
-    n: cython.Py_ssize_t = len(s)
-    cap: cython.Py_ssize_t = len(d)
     version: cython.int = _version(rle)
+    n: cython.Py_ssize_t
+    cap: cython.Py_ssize_t
     r: cython.Py_ssize_t
-    if cap < compress_bound(n):
-        raise ValueError(f"lzo: dst of {cap} bytes is smaller than compress_bound({n}) = "
-                         f"{compress_bound(n)}")
     if cython.compiled:
-        sv: cython.const[cython.uchar][::1] = s if n else _EMPTY
-        dv: cython.uchar[::1] = d
-        with cython.nogil:
-            r = lzogeneric1x_1_compress(cython.address(sv[0]), n, cython.address(dv[0]), version)
+        sb: Py_buffer
+        db: Py_buffer
+        _get_buffer(src, cython.address(sb), False, "src")
+        try:
+            _get_buffer(dst, cython.address(db), True, "dst")
+            try:
+                n, cap = sb.len, db.len
+                _check_cap(n, cap)
+                with cython.nogil:
+                    r = lzogeneric1x_1_compress(cython.cast(cython.p_uchar, sb.buf), n,
+                                                cython.cast(cython.p_uchar, db.buf), version)
+            finally:
+                PyBuffer_Release(cython.address(db))
+        finally:
+            PyBuffer_Release(cython.address(sb))
     else:
+        s = _bytes_view(src, "src")
+        d = _bytes_view(dst, "dst", writable=True)
+        n, cap = len(s), len(d)
+        _check_cap(n, cap)
         r = lzogeneric1x_1_compress(s, n, d, version)
     return r
 
@@ -568,21 +626,30 @@ def decompress_into(src, dst) -> cython.Py_ssize_t:
     """Decompress an lzo or lzo-rle stream into the writable ``dst``; returns the length
     written. DecompressError on a corrupt or truncated stream or one larger than ``dst``.
     Kernel: lzo1x_decompress_safe."""
-    s = _bytes_view(src, "src")
-    d = _bytes_view(dst, "dst", writable=True)
-    n: cython.Py_ssize_t = len(s)
-    cap: cython.Py_ssize_t = len(d)
+    n: cython.Py_ssize_t
+    cap: cython.Py_ssize_t
     r: cython.int
-    if n < 3:
-        raise _error(LZO_E_INPUT_OVERRUN, n, cap)
     if cython.compiled:
-        sv: cython.const[cython.uchar][::1] = s
-        dv: cython.uchar[::1] = d if cap else bytearray(1)
+        sb: Py_buffer
+        db: Py_buffer
         outn: cython.Py_ssize_t[1]
-        with cython.nogil:
-            r = lzo1x_decompress_safe(cython.address(sv[0]), n, cython.address(dv[0]), cap, outn)
+        _get_buffer(src, cython.address(sb), False, "src")
+        try:
+            _get_buffer(dst, cython.address(db), True, "dst")
+            try:
+                n, cap = sb.len, db.len
+                with cython.nogil:
+                    r = lzo1x_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n,
+                                              cython.cast(cython.p_uchar, db.buf), cap, outn)
+            finally:
+                PyBuffer_Release(cython.address(db))
+        finally:
+            PyBuffer_Release(cython.address(sb))
         written = outn[0]
     else:
+        s = _bytes_view(src, "src")
+        d = _bytes_view(dst, "dst", writable=True)
+        n, cap = len(s), len(d)
         box = [0]
         r = lzo1x_decompress_safe(s, n, d, cap, box)
         written = box[0]
@@ -596,21 +663,25 @@ def decompress(src, out_len) -> bytes:
     DecompressError. Compiled, it decompresses straight into the new bytes object."""
     if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
         raise ValueError(f"out_len {out_len!r} must be an int >= 0")
-    s = _bytes_view(src, "src")
-    n: cython.Py_ssize_t = len(s)
+    n: cython.Py_ssize_t
     cap: cython.Py_ssize_t = out_len
     r: cython.int
-    if n < 3:
-        raise _error(LZO_E_INPUT_OVERRUN, n, cap)
     if cython.compiled:
-        sv: cython.const[cython.uchar][::1] = s
-        out = PyBytes_FromStringAndSize(cython.NULL, cap)
-        op: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+        sb: Py_buffer
         outn: cython.Py_ssize_t[1]
-        with cython.nogil:
-            r = lzo1x_decompress_safe(cython.address(sv[0]), n, op, cap, outn)
+        _get_buffer(src, cython.address(sb), False, "src")
+        try:
+            n = sb.len
+            out = PyBytes_FromStringAndSize(cython.NULL, cap)
+            op: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+            with cython.nogil:
+                r = lzo1x_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n, op, cap, outn)
+        finally:
+            PyBuffer_Release(cython.address(sb))
         written = outn[0]
     else:
+        s = _bytes_view(src, "src")
+        n = len(s)
         buf = bytearray(cap)
         box = [0]
         r = lzo1x_decompress_safe(s, n, buf, cap, box)
@@ -618,6 +689,6 @@ def decompress(src, out_len) -> bytes:
         out = bytes(buf)
     if r != LZO_E_OK:
         raise _error(r, n, cap)
-    if written != cap:
+    if written != cap:    # (compiled: the rest of out is uninitialised; it is never returned)
         raise DecompressError(f"lzo: {n}-byte object decompresses to {written} bytes, not {cap}")
     return out
