@@ -102,3 +102,40 @@ def compare(pages, algorithm: str, compress_len, *, slots: int = 16384,
         elif len(c.mismatches) < keep:
             c.mismatches.append((i, k, ours))
     return c
+
+
+def ast_pages(n: int, page_size: int = PAGE_SIZE) -> list:
+    """Up to n pages of ``ast.dump`` text of the Python modules installed here (the
+    standard library, then site-packages), in sorted file order; each module's dump starts
+    a page, its last page zero-padded. (A page source for the exactness checks, beside
+    those of zsmalloc.realpages.)"""
+    import ast
+    import os
+    import sysconfig
+    import warnings
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    paths = sysconfig.get_paths()
+    out: list = []
+    for root, dirs, files in (w for top in dict.fromkeys((paths["stdlib"], paths["purelib"]))
+                              for w in os.walk(top)):
+        dirs[:] = sorted(d for d in dirs if d not in ("test", "tests", "site-packages",
+                                                       "__pycache__", "idlelib"))
+        for name in sorted(files):
+            if len(out) >= n:
+                return out
+            if not name.endswith(".py"):
+                continue
+            try:
+                with open(os.path.join(root, name), "rb") as f:
+                    src = f.read()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    data = ast.dump(ast.parse(src)).encode()
+            except (OSError, SyntaxError, ValueError, RecursionError):
+                continue
+            for o in range(0, len(data), page_size):
+                if len(out) >= n:
+                    break
+                out.append(data[o:o + page_size].ljust(page_size, b"\0"))
+    return out
