@@ -140,8 +140,8 @@ def generate_ops(seed: int, mix: str, n: int, nr_pages: int, page_size: int = 40
         s = rng.getrandbits(32)
         if kind == "write":
             comp_len = _lengths_for(mix, rng, boundaries, hcs, lo, hi)
-            if source == "real":
-                yield Op("real", idx, value=rng.randrange(pool_size), seed=s)
+            if source == "real":            # the page from the op's own seed: same stream
+                yield Op("real", idx, value=s % pool_size, seed=s)
             else:
                 yield Op("write", idx, value=comp_len, seed=s)
         elif kind == "same":
