@@ -44,17 +44,21 @@ cdef inline u32 _hash(const u8* p, Py_ssize_t i, bint by16) noexcept nogil
 @cython.locals(start=Py_ssize_t, diff=u64)
 cdef inline Py_ssize_t _count(const u8* p, Py_ssize_t a, Py_ssize_t b, Py_ssize_t limit) noexcept nogil
 
-@cython.locals(t16=u16[8192], t32=u32[4096], i=Py_ssize_t)
 cdef Py_ssize_t lz4_compress_fast(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
                                   int accel) noexcept nogil
-@cython.locals(op=Py_ssize_t,
+cdef Py_ssize_t lz4_compress_fast_182(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
+                                      int accel) noexcept nogil
+@cython.locals(t16=u16[8192], t32=u32[4096], i=Py_ssize_t)
+cdef inline Py_ssize_t _compress_fast(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
+                                      int accel, const int late) noexcept nogil
+@cython.locals(op=Py_ssize_t, search_limit=Py_ssize_t,
                anchor=Py_ssize_t, mflimit=Py_ssize_t, matchlimit=Py_ssize_t, ip=Py_ssize_t,
                forward_ip=Py_ssize_t, forward_h=u32, h=u32, step=u32, search_nb=u32,
                at_end=bint, match=Py_ssize_t, lit=Py_ssize_t, token=Py_ssize_t,
                off=Py_ssize_t, mcode=Py_ssize_t, last=Py_ssize_t)
 cdef inline Py_ssize_t _compress_generic(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
                                          int accel, const bint by16, u16* t16,
-                                         u32* t32) noexcept nogil
+                                         u32* t32, const int late) noexcept nogil
 
 @cython.locals(b=u32)
 cdef inline (Py_ssize_t, Py_ssize_t) _read_len(const u8* src, Py_ssize_t ip, Py_ssize_t n,

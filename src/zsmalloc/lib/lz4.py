@@ -157,6 +157,17 @@ def lz4_compress_fast(src, n, dst, cap, accel):
     16-bit table below 64 KiB + 11 bytes, else the 32-bit one) -> LZ4_compress_generic
     (noDict; the limitedOutput checks always on: they fail only where the output would
     not fit, so with cap >= compress_bound(n) the bytes are the kernel's noLimit output)."""
+    return _compress_fast(src, n, dst, cap, accel, 0)
+
+
+def lz4_compress_fast_182(src, n, dst, cap, accel):
+    """lz4_compress_fast with the match search of LZ4 1.8.2 and later, which probes one
+    position closer to the end of the input. Not the kernel's output: for comparisons
+    (docs/compressors.md, benchmarks/kernel_lengths.py)."""
+    return _compress_fast(src, n, dst, cap, accel, 1)
+
+
+def _compress_fast(src, n, dst, cap, accel, late):
     if n < 0 or n > MAX_INPUT_SIZE:
         return 0
     if accel < 1:
@@ -169,20 +180,21 @@ def lz4_compress_fast(src, n, dst, cap, accel):
         if n >= LZ4_MIN_LENGTH:
             for i in range(HASH_SIZE_U16):
                 t16[i] = 0
-        return _compress_generic(src, n, dst, cap, accel, True, t16, t32)
+        return _compress_generic(src, n, dst, cap, accel, True, t16, t32, late)
     for i in range(HASH_SIZE_U32):
         t32[i] = 0
-    return _compress_generic(src, n, dst, cap, accel, False, t16, t32)
+    return _compress_generic(src, n, dst, cap, accel, False, t16, t32, late)
 
 
 @cython.cdivision(True)
-def _compress_generic(src, n, dst, cap, accel, by16, t16, t32):
-    """The body of LZ4_compress_generic for one table type (inlined twice when compiled,
-    so ``by16`` is a constant in each copy). Kernel: LZ4_compress_generic."""
+def _compress_generic(src, n, dst, cap, accel, by16, t16, t32, late):
+    """The body of LZ4_compress_generic for one table type (inlined for each, so ``by16``
+    and ``late`` are constants in each copy). Kernel: LZ4_compress_generic."""
     op = 0
     anchor = 0
     if n >= LZ4_MIN_LENGTH:
         mflimit = n - MFLIMIT
+        search_limit = mflimit + late       # 1.7.3: mflimit; 1.8.2+: mflimitPlusOne
         matchlimit = n - LASTLITERALS
         # First byte
         if by16:
@@ -204,7 +216,7 @@ def _compress_generic(src, n, dst, cap, accel, by16, t16, t32):
                 forward_ip += step
                 step = search_nb >> SKIPTRIGGER
                 search_nb += 1
-                if forward_ip > mflimit:      # 1.7.3: later LZ4 tests mflimit + 1 here
+                if forward_ip > search_limit:
                     at_end = True
                     break
                 if by16:
@@ -411,11 +423,13 @@ def _get_buffer(obj, buf, writable, name):
     return 0
 
 
-def compress_into(src, dst, acceleration=1) -> cython.Py_ssize_t:
+def compress_into(src, dst, acceleration=1, *, lz4_182=False) -> cython.Py_ssize_t:
     """Compress ``src`` into the writable ``dst``; returns the length. ValueError if it does
     not fit (``compress_bound(len(src))`` always fits). Runs without the GIL when compiled.
-    Kernel: LZ4_compress_fast."""
+    Kernel: LZ4_compress_fast. ``lz4_182=True``: search as LZ4 1.8.2 and later do (not the
+    kernel's bytes; for comparisons)."""
     accel: cython.int = _accel(acceleration)
+    late: cython.bint = bool(lz4_182)
     n: cython.Py_ssize_t
     cap: cython.Py_ssize_t
     r: cython.Py_ssize_t
@@ -430,8 +444,12 @@ def compress_into(src, dst, acceleration=1) -> cython.Py_ssize_t:
                 if n > MAX_INPUT_SIZE:
                     raise ValueError(f"lz4: input of {n} bytes is over LZ4_MAX_INPUT_SIZE")
                 with cython.nogil:
-                    r = lz4_compress_fast(cython.cast(cython.p_uchar, sb.buf), n,
-                                          cython.cast(cython.p_uchar, db.buf), cap, accel)
+                    if late:
+                        r = lz4_compress_fast_182(cython.cast(cython.p_uchar, sb.buf), n,
+                                                  cython.cast(cython.p_uchar, db.buf), cap, accel)
+                    else:
+                        r = lz4_compress_fast(cython.cast(cython.p_uchar, sb.buf), n,
+                                              cython.cast(cython.p_uchar, db.buf), cap, accel)
             finally:
                 PyBuffer_Release(cython.address(db))
         finally:
@@ -442,18 +460,19 @@ def compress_into(src, dst, acceleration=1) -> cython.Py_ssize_t:
         n, cap = len(s), len(d)
         if n > MAX_INPUT_SIZE:
             raise ValueError(f"lz4: input of {n} bytes is over LZ4_MAX_INPUT_SIZE")
-        r = lz4_compress_fast(s, n, d, cap, accel)
+        r = (lz4_compress_fast_182 if late else lz4_compress_fast)(s, n, d, cap, accel)
     if r <= 0:
         raise ValueError(f"lz4: {n} bytes do not compress into a {cap}-byte buffer "
                          f"(compress_bound is {compress_bound(n)})")
     return r
 
 
-def compress(data, acceleration=1) -> bytes:
-    """The compressed block of ``data`` (the kernel's bytes). Kernel: LZ4_compress_fast."""
+def compress(data, acceleration=1, *, lz4_182=False) -> bytes:
+    """The compressed block of ``data`` (the kernel's bytes). Kernel: LZ4_compress_fast.
+    ``lz4_182=True``: as LZ4 1.8.2 and later would (see compress_into)."""
     n = len(data) if isinstance(data, (bytes, bytearray)) else len(_bytes_view(data, "data"))
     out = bytearray(compress_bound(n))
-    r = compress_into(data, out, acceleration)
+    r = compress_into(data, out, acceleration, lz4_182=lz4_182)
     del out[r:]
     return bytes(out)
 
