@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     pages, kinds = gather(args.pages, args.seed)
     have = Counter(kinds)
     out.text(f"- pages: {len(pages)} ({', '.join(f'{k} {have[k]}' for k in KINDS)}), "
-             f"gathered in {time.perf_counter() - t0:.0f} s")
+             f"gathered in {time.perf_counter() - t0:.0f} s\n")
 
     summary = Table("Every page: kernel length (mm_stat compr_data_size change) = ours",
                     ["compressor", "zram algorithm", "pages", "equal", "differ",
