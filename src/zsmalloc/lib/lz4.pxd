@@ -1,11 +1,10 @@
 # C types of zsmalloc/lib/lz4.py (Cython pure-Python mode).
 cimport cython
-from libc.string cimport memcpy, memset
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from libc.string cimport memcpy
+from zsmalloc.lib._bytes cimport (r16, r32, r64, ctz64, copy, zero, copy_match,
+                                  run_into, run_new)
 
 cdef extern from *:
-    int __builtin_ctzll(unsigned long long) nogil
     # 64-bit C constants (a Cython int literal this large would be a Python object)
     const unsigned long long PRIME32 "2654435761ULL"
     const unsigned long long PRIME5BYTES "889523592379ULL"
@@ -33,11 +32,6 @@ cpdef enum:
     E_OUTPUT = -2
     E_OFFSET = -3
 
-cdef inline u32 _r16(const u8* p, Py_ssize_t i) noexcept nogil
-cdef inline u32 _r32(const u8* p, Py_ssize_t i) noexcept nogil
-cdef inline u64 _r64(const u8* p, Py_ssize_t i) noexcept nogil
-cdef inline int _ctz64(u64 v) noexcept nogil
-cdef inline void _copy(u8* dst, Py_ssize_t d, const u8* src, Py_ssize_t s, Py_ssize_t n) noexcept nogil
 @cython.locals(v=Py_ssize_t)
 cdef inline Py_ssize_t _put_len(u8* dst, Py_ssize_t op, Py_ssize_t v) noexcept nogil
 cdef inline u32 _hash(const u8* p, Py_ssize_t i, bint by16) noexcept nogil
@@ -67,7 +61,6 @@ cdef inline (Py_ssize_t, Py_ssize_t) _read_len(const u8* src, Py_ssize_t ip, Py_
                mlen=Py_ssize_t)
 cdef Py_ssize_t lz4_decompress_safe(const u8* src, Py_ssize_t n, u8* dst,
                                     Py_ssize_t cap) noexcept nogil
-@cython.locals(m=Py_ssize_t, end=Py_ssize_t)
-cdef inline void _copy_match(u8* dst, Py_ssize_t op, Py_ssize_t off, Py_ssize_t mlen) noexcept nogil
 
-cdef int _get_buffer(object obj, Py_buffer* buf, bint writable, str name) except -1
+cdef Py_ssize_t _decompress(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
+                            int unused) noexcept nogil

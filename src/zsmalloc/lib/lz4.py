@@ -25,7 +25,12 @@ mode the same code runs over bytes/bytearray objects, indices standing in for po
 
 import cython
 
+from ._pybytes import bytes_view, check_out_len
 from .errors import DecompressError
+
+if not cython.compiled:      # compiled: the inline C twins from _bytes.pxd
+    from ._pybytes import (copy, copy_match, ctz64, r16, r32, r64,  # noqa: F401
+                          run_into, run_new, zero)
 
 __all__ = ["compress", "compress_into", "decompress", "decompress_into", "compress_bound",
            "DecompressError", "MAX_INPUT_SIZE"]
@@ -56,57 +61,7 @@ if not cython.compiled:
 MASK64 = 0xFFFFFFFFFFFFFFFF            # pure mode: C's unsigned wrap-around
 
 
-# -- memory access: little-endian loads (compiled: one unaligned load each) ------------
-
-def _r16(p, i):
-    if cython.compiled:
-        v16: cython.ushort
-        memcpy(cython.address(v16), p + i, 2)     # one unaligned load (x86 is little-endian)
-        return v16
-    return p[i] | (p[i + 1] << 8)
-
-
-def _r32(p, i):
-    if cython.compiled:
-        v32: cython.uint
-        memcpy(cython.address(v32), p + i, 4)
-        return v32
-    return p[i] | (p[i + 1] << 8) | (p[i + 2] << 16) | (p[i + 3] << 24)
-
-
-def _r64(p, i):
-    if cython.compiled:
-        v64: cython.ulonglong
-        memcpy(cython.address(v64), p + i, 8)
-        return v64
-    return int.from_bytes(p[i:i + 8], "little")
-
-
-def _ctz64(v):
-    if cython.compiled:
-        return __builtin_ctzll(v)
-    return (v & -v).bit_length() - 1
-
-
-def _copy(dst, d, src, s, n):
-    """Copy n bytes from src[s:] to dst[d:]; the ranges do not overlap. Compiled, short
-    copies are two fixed-size (overlapping) moves instead of a call to memcpy."""
-    if cython.compiled:
-        if n > 16:
-            memcpy(dst + d, src + s, n)
-        elif n >= 8:
-            memcpy(dst + d, src + s, 8)
-            memcpy(dst + d + n - 8, src + s + n - 8, 8)
-        elif n >= 4:
-            memcpy(dst + d, src + s, 4)
-            memcpy(dst + d + n - 4, src + s + n - 4, 4)
-        else:
-            while n > 0:
-                n -= 1
-                dst[d + n] = src[s + n]
-    else:
-        dst[d:d + n] = src[s:s + n]
-
+# -- compression -------------------------------------------------------------------------
 
 def _put_len(dst, op, v):
     """The 255-run length bytes of a literal or match length; returns the new op."""
@@ -118,15 +73,13 @@ def _put_len(dst, op, v):
     return op + 1
 
 
-# -- compression -------------------------------------------------------------------------
-
 def _hash(p, i, by16):
     """Kernel: LZ4_hashPosition (LZ4_hash4 for byU16, LZ4_hash5 for byU32 on 64-bit)."""
     if by16:
-        return ((_r32(p, i) * PRIME32) & MASK32) >> 19
+        return ((r32(p, i) * PRIME32) & MASK32) >> 19
     if cython.compiled:
-        return ((_r64(p, i) << 24) * PRIME5BYTES) >> 52
-    return ((((_r64(p, i) << 24) & MASK64) * PRIME5BYTES) & MASK64) >> 52
+        return ((r64(p, i) << 24) * PRIME5BYTES) >> 52
+    return ((((r64(p, i) << 24) & MASK64) * PRIME5BYTES) & MASK64) >> 52
 
 
 def _count(p, a, b, limit):
@@ -134,12 +87,12 @@ def _count(p, a, b, limit):
     step, then the tail; the result is the common length either way)."""
     start = a
     while a < limit - 7:
-        diff = _r64(p, b) ^ _r64(p, a)
+        diff = r64(p, b) ^ r64(p, a)
         if diff == 0:
             a += 8
             b += 8
             continue
-        return a + (_ctz64(diff) >> 3) - start
+        return a + (ctz64(diff) >> 3) - start
     while a < limit and p[a] == p[b]:
         a += 1
         b += 1
@@ -230,7 +183,7 @@ def _compress_generic(src, n, dst, cap, accel, by16, t16, t32, late):
                     t32[h] = ip
                 if not by16 and match + MAX_DISTANCE < ip:
                     continue
-                if _r32(src, match) == _r32(src, ip):
+                if r32(src, match) == r32(src, ip):
                     break
             if at_end:
                 break
@@ -249,7 +202,7 @@ def _compress_generic(src, n, dst, cap, accel, by16, t16, t32, late):
                 op = _put_len(dst, op, lit - RUN_MASK)
             else:
                 dst[token] = lit << 4
-            _copy(dst, op, src, anchor, lit)
+            copy(dst, op, src, anchor, lit)
             op += lit
             while True:                       # Kernel: _next_match
                 off = ip - match
@@ -280,7 +233,7 @@ def _compress_generic(src, n, dst, cap, accel, by16, t16, t32, late):
                     h = _hash(src, ip, False)
                     match = t32[h]
                     t32[h] = ip
-                if match + MAX_DISTANCE >= ip and _r32(src, match) == _r32(src, ip):
+                if match + MAX_DISTANCE >= ip and r32(src, match) == r32(src, ip):
                     if op + 3 > cap:
                         return 0
                     token = op
@@ -300,7 +253,7 @@ def _compress_generic(src, n, dst, cap, accel, by16, t16, t32, late):
     else:
         dst[op] = last << 4
         op += 1
-    _copy(dst, op, src, anchor, last)
+    copy(dst, op, src, anchor, last)
     return op + last
 
 
@@ -351,14 +304,14 @@ def lz4_decompress_safe(src, n, dst, cap):
                 return E_INPUT
             if lit > cap - op:
                 return E_OUTPUT
-            _copy(dst, op, src, ip, lit)
+            copy(dst, op, src, ip, lit)
             ip += lit
             op += lit
             if ip == n:                       # the last sequence: literals only
                 return op
             if n - ip < 2:
                 return E_INPUT
-        off = _r16(src, ip)
+        off = r16(src, ip)
         ip += 2
         if off == 0 or off > op:
             return E_OFFSET
@@ -376,32 +329,8 @@ def lz4_decompress_safe(src, n, dst, cap):
         mlen += MINMATCH
         if mlen > cap - op:
             return E_OUTPUT
-        _copy_match(dst, op, off, mlen)
+        copy_match(dst, op, off, mlen)
         op += mlen
-
-
-def _copy_match(dst, op, off, mlen):
-    """dst[op:op+mlen] = the bytes from off back, repeating when off < mlen."""
-    m = op - off
-    if off >= mlen:
-        _copy(dst, op, dst, m, mlen)
-    elif cython.compiled:
-        if off == 1:
-            memset(dst + op, dst[m], mlen)
-            return
-        end = op + mlen
-        if off >= 8:                # 8-byte steps never read bytes not yet written
-            while end - op >= 8:
-                memcpy(dst + op, dst + m, 8)
-                op += 8
-                m += 8
-        while op < end:
-            dst[op] = dst[m]
-            op += 1
-            m += 1
-    else:
-        pat = bytes(dst[m:op])
-        dst[op:op + mlen] = (pat * (mlen // off + 1))[:mlen]
 
 
 # -- Python API --------------------------------------------------------------------------
@@ -412,31 +341,8 @@ def _accel(acceleration) -> cython.int:
     return min(acceleration, 65537)          # Kernel: LZ4_ACCELERATION_MAX
 
 
-def _bytes_view(obj, name, writable=False):
-    """Pure mode: a 1-byte-item view of a buffer, with a clear error for anything else."""
-    try:
-        mv = memoryview(obj)
-    except TypeError:
-        raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__}") from None
-    if writable and mv.readonly:
-        raise TypeError(f"{name} must be a writable bytes-like object "
-                        f"(bytearray, memoryview, mmap), not {type(obj).__name__}")
-    if not mv.c_contiguous:
-        raise TypeError(f"{name} must be a contiguous buffer")
-    return mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
-
-
-def _get_buffer(obj, buf, writable, name):
-    """Compiled mode: take obj's buffer (contiguous bytes; writable if asked) into buf.
-    Held until PyBuffer_Release, so a bytearray cannot be resized while we run without
-    the GIL."""
-    try:
-        PyObject_GetBuffer(obj, buf, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
-    except (TypeError, BufferError):
-        kind = "a writable bytes-like object (bytearray, memoryview, mmap)" if writable \
-            else "a contiguous bytes-like object"
-        raise TypeError(f"{name} must be {kind}, not {type(obj).__name__}") from None
-    return 0
+def _decompress(src, n, dst, cap, unused):
+    return lz4_decompress_safe(src, n, dst, cap)
 
 
 def compress_into(src, dst, acceleration=1, *, lz4_182=False) -> cython.Py_ssize_t:
@@ -445,39 +351,17 @@ def compress_into(src, dst, acceleration=1, *, lz4_182=False) -> cython.Py_ssize
     Kernel: LZ4_compress_fast. ``lz4_182=True``: search as LZ4 1.8.2 and later do (not the
     kernel's bytes; for comparisons)."""
     accel: cython.int = _accel(acceleration)
-    late: cython.bint = bool(lz4_182)
-    n: cython.Py_ssize_t
-    cap: cython.Py_ssize_t
-    r: cython.Py_ssize_t
-    if cython.compiled:
-        sb: Py_buffer
-        db: Py_buffer
-        _get_buffer(src, cython.address(sb), False, "src")
-        try:
-            _get_buffer(dst, cython.address(db), True, "dst")
-            try:
-                n, cap = sb.len, db.len
-                if n > MAX_INPUT_SIZE:
-                    raise ValueError(f"lz4: input of {n} bytes is over LZ4_MAX_INPUT_SIZE")
-                with cython.nogil:
-                    if late:
-                        r = lz4_compress_fast_182(cython.cast(cython.p_uchar, sb.buf), n,
-                                                  cython.cast(cython.p_uchar, db.buf), cap, accel)
-                    else:
-                        r = lz4_compress_fast(cython.cast(cython.p_uchar, sb.buf), n,
-                                              cython.cast(cython.p_uchar, db.buf), cap, accel)
-            finally:
-                PyBuffer_Release(cython.address(db))
-        finally:
-            PyBuffer_Release(cython.address(sb))
+    sizes: cython.Py_ssize_t[2]
+    if not cython.compiled:
+        sizes = [0, 0]
+    if lz4_182:
+        r = run_into(lz4_compress_fast_182, src, dst, accel, sizes)
     else:
-        s = _bytes_view(src, "src")
-        d = _bytes_view(dst, "dst", writable=True)
-        n, cap = len(s), len(d)
+        r = run_into(lz4_compress_fast, src, dst, accel, sizes)
+    if r <= 0:
+        n, cap = sizes[0], sizes[1]
         if n > MAX_INPUT_SIZE:
             raise ValueError(f"lz4: input of {n} bytes is over LZ4_MAX_INPUT_SIZE")
-        r = (lz4_compress_fast_182 if late else lz4_compress_fast)(s, n, d, cap, accel)
-    if r <= 0:
         raise ValueError(f"lz4: {n} bytes do not compress into a {cap}-byte buffer "
                          f"(compress_bound is {compress_bound(n)})")
     return r
@@ -486,7 +370,7 @@ def compress_into(src, dst, acceleration=1, *, lz4_182=False) -> cython.Py_ssize
 def compress(data, acceleration=1, *, lz4_182=False) -> bytes:
     """The compressed block of ``data`` (the kernel's bytes). Kernel: LZ4_compress_fast.
     ``lz4_182=True``: as LZ4 1.8.2 and later would (see compress_into)."""
-    n = len(data) if isinstance(data, (bytes, bytearray)) else len(_bytes_view(data, "data"))
+    n = len(data) if isinstance(data, (bytes, bytearray)) else len(bytes_view(data, "data"))
     out = bytearray(compress_bound(n))
     r = compress_into(data, out, acceleration, lz4_182=lz4_182)
     del out[r:]
@@ -505,61 +389,26 @@ def decompress_into(src, dst) -> cython.Py_ssize_t:
     DecompressError on a corrupt or truncated block or one larger than ``dst``. Bytes of
     ``dst`` after the returned length may change (LZ4's wide copies). Kernel:
     LZ4_decompress_safe."""
-    n: cython.Py_ssize_t
-    cap: cython.Py_ssize_t
-    r: cython.Py_ssize_t
-    if cython.compiled:
-        sb: Py_buffer
-        db: Py_buffer
-        _get_buffer(src, cython.address(sb), False, "src")
-        try:
-            _get_buffer(dst, cython.address(db), True, "dst")
-            try:
-                n, cap = sb.len, db.len
-                with cython.nogil:
-                    r = lz4_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n,
-                                            cython.cast(cython.p_uchar, db.buf), cap)
-            finally:
-                PyBuffer_Release(cython.address(db))
-        finally:
-            PyBuffer_Release(cython.address(sb))
-    else:
-        s = _bytes_view(src, "src")
-        d = _bytes_view(dst, "dst", writable=True)
-        n, cap = len(s), len(d)
-        r = lz4_decompress_safe(s, n, d, cap)
+    sizes: cython.Py_ssize_t[2]
+    if not cython.compiled:
+        sizes = [0, 0]
+    r = run_into(_decompress, src, dst, 0, sizes)
     if r < 0:
-        raise _error(r, n, cap)
+        raise _error(r, sizes[0], sizes[1])
     return r
 
 
 def decompress(src, out_len) -> bytes:
     """Exactly ``out_len`` bytes decompressed from ``src`` (zram's read path), or
     DecompressError. Compiled, it decompresses straight into the new bytes object."""
-    if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
-        raise ValueError(f"out_len {out_len!r} must be an int >= 0")
-    n: cython.Py_ssize_t
-    cap: cython.Py_ssize_t = out_len
-    r: cython.Py_ssize_t
-    if cython.compiled:
-        sb: Py_buffer
-        _get_buffer(src, cython.address(sb), False, "src")
-        try:
-            n = sb.len
-            out = PyBytes_FromStringAndSize(cython.NULL, cap)
-            op: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
-            with cython.nogil:
-                r = lz4_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n, op, cap)
-        finally:
-            PyBuffer_Release(cython.address(sb))
-    else:
-        s = _bytes_view(src, "src")
-        n = len(s)
-        buf = bytearray(cap)
-        r = lz4_decompress_safe(s, n, buf, cap)
-        out = bytes(buf)
-    if r < 0:
-        raise _error(r, n, cap)
-    if r != cap:       # (compiled: the rest of out is uninitialised; it is never returned)
-        raise DecompressError(f"lz4: {n}-byte object decompresses to {r} bytes, not {cap}")
+    check_out_len(out_len)
+    res: cython.Py_ssize_t[2]
+    if not cython.compiled:
+        res = [0, 0]
+    out = run_new(_decompress, src, out_len, 0, res)
+    if res[0] < 0:
+        raise _error(res[0], res[1], out_len)
+    if res[0] != out_len:    # (compiled: the rest of out is uninitialised; never returned)
+        raise DecompressError(f"lz4: {res[1]}-byte object decompresses to {res[0]} bytes, "
+                              f"not {out_len}")
     return out

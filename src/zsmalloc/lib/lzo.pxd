@@ -1,11 +1,9 @@
 # C types of zsmalloc/lib/lzo.py (Cython pure-Python mode).
 cimport cython
-from libc.string cimport memcpy, memset
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
+from zsmalloc.lib._bytes cimport (r16, r32, r64, ctz64, copy, zero, copy_match,
+                                  run_into, run_new)
 
 cdef extern from *:
-    int __builtin_ctzll(unsigned long long) nogil
     const unsigned int LZO_HASH_MUL "0x1824429dU"
     const unsigned int MASK32 "0xFFFFFFFFU"
 
@@ -37,12 +35,6 @@ cpdef enum:
     LZO_E_LOOKBEHIND_OVERRUN = -6
     LZO_E_INPUT_NOT_CONSUMED = -8
 
-cdef inline u32 _r16(const u8* p, Py_ssize_t i) noexcept nogil
-cdef inline u32 _r32(const u8* p, Py_ssize_t i) noexcept nogil
-cdef inline u64 _r64(const u8* p, Py_ssize_t i) noexcept nogil
-cdef inline int _ctz64(u64 v) noexcept nogil
-cdef inline void _copy(u8* dst, Py_ssize_t d, const u8* src, Py_ssize_t s, Py_ssize_t n) noexcept nogil
-cdef inline void _zero(u8* dst, Py_ssize_t d, Py_ssize_t n) noexcept nogil
 
 @cython.locals(tt=Py_ssize_t)
 cdef inline Py_ssize_t _literals(u8* dst, Py_ssize_t op, Py_ssize_t state_offset, const u8* src,
@@ -72,7 +64,9 @@ cdef inline (Py_ssize_t, Py_ssize_t) _read_zero_run(const u8* src, Py_ssize_t ip
 cdef int lzo1x_decompress_safe(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
                                Py_ssize_t* out_len) noexcept nogil
 
-@cython.locals(off=Py_ssize_t, end=Py_ssize_t)
-cdef inline void _copy_match(u8* dst, Py_ssize_t op, Py_ssize_t m_pos, Py_ssize_t t) noexcept nogil
-
-cdef int _get_buffer(object obj, Py_buffer* buf, bint writable, str name) except -1
+cdef inline Py_ssize_t _bound(Py_ssize_t n) noexcept nogil
+cdef Py_ssize_t _compress(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
+                          int version) noexcept nogil
+@cython.locals(out_len=Py_ssize_t[1], r=int)
+cdef Py_ssize_t _decompress(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
+                            int unused) noexcept nogil

@@ -34,7 +34,12 @@ checked. The Python functions raise :class:`DecompressError`.
 
 import cython
 
+from ._pybytes import bytes_view, check_out_len
 from .errors import DecompressError
+
+if not cython.compiled:      # compiled: the inline C twins from _bytes.pxd
+    from ._pybytes import (copy, copy_match, ctz64, r16, r32, r64,  # noqa: F401
+                          run_into, run_new, zero)
 
 __all__ = ["compress", "compress_into", "decompress", "decompress_into", "compress_bound",
            "DecompressError"]
@@ -66,66 +71,11 @@ if not cython.compiled:
     MASK32 = 0xFFFFFFFF
 
 
-# -- memory access: little-endian loads (compiled: one unaligned load each) ------------
-
-def _r16(p, i):
-    if cython.compiled:
-        v16: cython.ushort
-        memcpy(cython.address(v16), p + i, 2)     # one unaligned load (x86 is little-endian)
-        return v16
-    return p[i] | (p[i + 1] << 8)
-
-
-def _r32(p, i):
-    if cython.compiled:
-        v32: cython.uint
-        memcpy(cython.address(v32), p + i, 4)
-        return v32
-    return p[i] | (p[i + 1] << 8) | (p[i + 2] << 16) | (p[i + 3] << 24)
-
-
-def _r64(p, i):
-    if cython.compiled:
-        v64: cython.ulonglong
-        memcpy(cython.address(v64), p + i, 8)
-        return v64
-    return int.from_bytes(p[i:i + 8], "little")
-
-
-def _ctz64(v):
-    if cython.compiled:
-        return __builtin_ctzll(v)
-    return (v & -v).bit_length() - 1
-
-
-def _copy(dst, d, src, s, n):
-    """Copy n bytes from src[s:] to dst[d:]; the ranges do not overlap. Compiled, short
-    copies are two fixed-size (overlapping) moves instead of a call to memcpy."""
-    if cython.compiled:
-        if n > 16:
-            memcpy(dst + d, src + s, n)
-        elif n >= 8:
-            memcpy(dst + d, src + s, 8)
-            memcpy(dst + d + n - 8, src + s + n - 8, 8)
-        elif n >= 4:
-            memcpy(dst + d, src + s, 4)
-            memcpy(dst + d + n - 4, src + s + n - 4, 4)
-        else:
-            while n > 0:
-                n -= 1
-                dst[d + n] = src[s + n]
-    else:
-        dst[d:d + n] = src[s:s + n]
-
-
-def _zero(dst, d, n):
-    if cython.compiled:
-        memset(dst + d, 0, n)
-    else:
-        dst[d:d + n] = bytes(n)
-
-
 # -- compression -------------------------------------------------------------------------
+
+def _bound(n):
+    return n + n // 8 + 64 + 3 + 2
+
 
 def compress_bound(n: int) -> int:
     """The largest stream for n input bytes. The kernel's lzo1x_worst_compress
@@ -133,7 +83,7 @@ def compress_bound(n: int) -> int:
     repeated, cost 9 bytes per 8 (a 4-byte zero run, a literal header, 4 literals). Each
     instruction writes at most as many bytes as it covers and a literal run of t >= 4
     costs one more, so n/8 covers both versions (the kernel's own zram buffer is 2 * n)."""
-    return n + n // 8 + 64 + 3 + 2
+    return _bound(n)
 
 
 def _literals(dst, op, state_offset, src, ii, t):
@@ -155,7 +105,7 @@ def _literals(dst, op, state_offset, src, ii, t):
             op += 1
         dst[op] = tt
         op += 1
-    _copy(dst, op, src, ii, t)
+    copy(dst, op, src, ii, t)
     return op + t
 
 
@@ -184,7 +134,7 @@ def lzo1x_1_do_compress(src, c0, ll, dst, op, ti, state, version, dict_):
         # next:
         if ip >= ip_end:
             break
-        dv = _r32(src, ip)
+        dv = r32(src, ip)
         run_length = 0
         m_pos = 0
         if dv == 0 and version:
@@ -194,9 +144,9 @@ def lzo1x_1_do_compress(src, c0, ll, dst, op, ti, state, version, dict_):
             if ip_end < limit:
                 limit = ip_end
             while ir + 8 <= limit:
-                v = _r64(src, ir)
+                v = r64(src, ir)
                 if v != 0:
-                    ir += _ctz64(v) >> 3
+                    ir += ctz64(v) >> 3
                     break
                 ir += 8
             while ir < limit and src[ir] == 0:
@@ -208,7 +158,7 @@ def lzo1x_1_do_compress(src, c0, ll, dst, op, ti, state, version, dict_):
             t = (((dv * LZO_HASH_MUL) & MASK32) >> (32 - D_BITS)) & D_MASK
             m_pos = c0 + dict_[t]
             dict_[t] = ip - c0
-            if dv != _r32(src, m_pos):
+            if dv != r32(src, m_pos):
                 ip += 1 + ((ip - ii) >> 5)  # literal: skip ahead faster the longer it runs
                 continue
         ii -= ti
@@ -231,19 +181,19 @@ def lzo1x_1_do_compress(src, c0, ll, dst, op, ti, state, version, dict_):
         # the match length: 8 bytes a time; the loop ends as soon as it passes ip_end
         # (without adding the partial word), as the kernel's LZO_USE_CTZ64 build does
         m_len = 4
-        v = _r64(src, ip + m_len) ^ _r64(src, m_pos + m_len)
+        v = r64(src, ip + m_len) ^ r64(src, m_pos + m_len)
         done = False
         if v == 0:
             while True:
                 m_len += 8
-                v = _r64(src, ip + m_len) ^ _r64(src, m_pos + m_len)
+                v = r64(src, ip + m_len) ^ r64(src, m_pos + m_len)
                 if ip + m_len >= ip_end:
                     done = True
                     break
                 if v != 0:
                     break
         if not done:
-            m_len += _ctz64(v) >> 3
+            m_len += ctz64(v) >> 3
         m_off = ip - m_pos
         ip += m_len
         if m_len <= M2_MAX_LEN and m_off <= M2_MAX_OFFSET:
@@ -314,7 +264,7 @@ def lzogeneric1x_1_compress(src, n, dst, version):
         if op == data_start and t <= 238:
             dst[op] = 17 + t
             op += 1
-            _copy(dst, op, src, ii, t)
+            copy(dst, op, src, ii, t)
             op += t
         else:
             op = _literals(dst, op, state[1], src, ii, t)
@@ -374,7 +324,7 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
             if t > cap - op:
                 out_len[0] = op
                 return LZO_E_OUTPUT_OVERRUN
-            _copy(dst, op, src, ip, t)
+            copy(dst, op, src, ip, t)
             op += t
             ip += t
             state = 4
@@ -389,7 +339,7 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
             if t > cap - op:
                 out_len[0] = op
                 return LZO_E_OUTPUT_OVERRUN
-            _copy(dst, op, src, ip, t)
+            copy(dst, op, src, ip, t)
             op += t
             ip += t
             mode = 0
@@ -443,7 +393,7 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
             if n - ip < 2:
                 out_len[0] = op
                 return LZO_E_INPUT_OVERRUN
-            nxt = _r16(src, ip)
+            nxt = r16(src, ip)
             ip += 2
             m_pos = op - 1 - (nxt >> 2)
             nxt &= 3
@@ -451,7 +401,7 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
             if n - ip < 2:
                 out_len[0] = op
                 return LZO_E_INPUT_OVERRUN
-            nxt = _r16(src, ip)
+            nxt = r16(src, ip)
             if (nxt & 0xfffc) == 0xfffc and (t & 0xf8) == 0x18 and version:
                 if n - ip < 3:
                     out_len[0] = op
@@ -460,7 +410,7 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
                 if t > cap - op:
                     out_len[0] = op
                     return LZO_E_OUTPUT_OVERRUN
-                _zero(dst, op, t)
+                zero(dst, op, t)
                 op += t
                 nxt &= 3
                 ip += 3
@@ -478,7 +428,7 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
                 if n - ip < 2:
                     out_len[0] = op
                     return LZO_E_INPUT_OVERRUN
-                nxt = _r16(src, ip)
+                nxt = r16(src, ip)
             ip += 2
             m_pos -= nxt >> 2
             nxt &= 3
@@ -497,72 +447,27 @@ def lzo1x_decompress_safe(src, n, dst, cap, out_len):
         if t > cap - op:
             out_len[0] = op
             return LZO_E_OUTPUT_OVERRUN
-        _copy_match(dst, op, m_pos, t)
+        copy_match(dst, op, op - m_pos, t)
         op += t
         mode = 2
 
 
-def _copy_match(dst, op, m_pos, t):
-    """dst[op:op+t] = dst[m_pos:...], forward: an overlap repeats the pattern."""
-    off = op - m_pos
-    if off >= t:
-        _copy(dst, op, dst, m_pos, t)
-    elif cython.compiled:
-        if off == 1:
-            memset(dst + op, dst[m_pos], t)
-            return
-        end = op + t
-        if off >= 8:                # 8-byte steps never read bytes not yet written
-            while end - op >= 8:
-                memcpy(dst + op, dst + m_pos, 8)
-                op += 8
-                m_pos += 8
-        while op < end:
-            dst[op] = dst[m_pos]
-            op += 1
-            m_pos += 1
-    else:
-        pat = bytes(dst[m_pos:op])
-        dst[op:op + t] = (pat * (t // off + 1))[:t]
-
-
 # -- Python API --------------------------------------------------------------------------
 
-def _version(rle) -> cython.int:
-    return LZO_VERSION if rle else 0
+def _compress(src, n, dst, cap, version):
+    """lzogeneric1x_1_compress after checking dst: it writes without checks."""
+    if cap < _bound(n):
+        return -1
+    return lzogeneric1x_1_compress(src, n, dst, version)
 
 
-def _bytes_view(obj, name, writable=False):
-    """Pure mode: a 1-byte-item view of a buffer, with a clear error for anything else."""
-    try:
-        mv = memoryview(obj)
-    except TypeError:
-        raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__}") from None
-    if writable and mv.readonly:
-        raise TypeError(f"{name} must be a writable bytes-like object "
-                        f"(bytearray, memoryview, mmap), not {type(obj).__name__}")
-    if not mv.c_contiguous:
-        raise TypeError(f"{name} must be a contiguous buffer")
-    return mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
-
-
-def _get_buffer(obj, buf, writable, name):
-    """Compiled mode: take obj's buffer (contiguous bytes; writable if asked) into buf.
-    Held until PyBuffer_Release, so a bytearray cannot be resized while we run without
-    the GIL."""
-    try:
-        PyObject_GetBuffer(obj, buf, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
-    except (TypeError, BufferError):
-        kind = "a writable bytes-like object (bytearray, memoryview, mmap)" if writable \
-            else "a contiguous bytes-like object"
-        raise TypeError(f"{name} must be {kind}, not {type(obj).__name__}") from None
-    return 0
-
-
-def _check_cap(n, cap):
-    if cap < compress_bound(n):
-        raise ValueError(f"lzo: dst of {cap} bytes is smaller than compress_bound({n}) = "
-                         f"{compress_bound(n)}")
+def _decompress(src, n, dst, cap, unused):
+    """lzo1x_decompress_safe's length, or its (negative) LZO_E_* code."""
+    out_len: cython.Py_ssize_t[1]
+    if not cython.compiled:
+        out_len = [0]
+    r = lzo1x_decompress_safe(src, n, dst, cap, out_len)
+    return out_len[0] if r == LZO_E_OK else r
 
 
 def compress_into(src, dst, rle=False) -> cython.Py_ssize_t:
@@ -570,38 +475,20 @@ def compress_into(src, dst, rle=False) -> cython.Py_ssize_t:
     ``dst`` must hold ``compress_bound(len(src))`` bytes (ValueError otherwise: the kernel's
     compressor writes without checking, so we check first). Runs without the GIL when
     compiled. Kernel: lzo1x_1_compress / lzorle1x_1_compress."""
-    version: cython.int = _version(rle)
-    n: cython.Py_ssize_t
-    cap: cython.Py_ssize_t
-    r: cython.Py_ssize_t
-    if cython.compiled:
-        sb: Py_buffer
-        db: Py_buffer
-        _get_buffer(src, cython.address(sb), False, "src")
-        try:
-            _get_buffer(dst, cython.address(db), True, "dst")
-            try:
-                n, cap = sb.len, db.len
-                _check_cap(n, cap)
-                with cython.nogil:
-                    r = lzogeneric1x_1_compress(cython.cast(cython.p_uchar, sb.buf), n,
-                                                cython.cast(cython.p_uchar, db.buf), version)
-            finally:
-                PyBuffer_Release(cython.address(db))
-        finally:
-            PyBuffer_Release(cython.address(sb))
-    else:
-        s = _bytes_view(src, "src")
-        d = _bytes_view(dst, "dst", writable=True)
-        n, cap = len(s), len(d)
-        _check_cap(n, cap)
-        r = lzogeneric1x_1_compress(s, n, d, version)
+    sizes: cython.Py_ssize_t[2]
+    if not cython.compiled:
+        sizes = [0, 0]
+    r = run_into(_compress, src, dst, LZO_VERSION if rle else 0, sizes)
+    if r < 0:
+        n, cap = sizes[0], sizes[1]
+        raise ValueError(f"lzo: dst of {cap} bytes is smaller than compress_bound({n}) = "
+                         f"{compress_bound(n)}")
     return r
 
 
 def compress(data, rle=False) -> bytes:
     """The LZO1X-1 (or lzo-rle) stream of ``data``: the kernel's bytes."""
-    n = len(_bytes_view(data, "data"))
+    n = len(data) if isinstance(data, (bytes, bytearray)) else len(bytes_view(data, "data"))
     out = bytearray(compress_bound(n))
     r = compress_into(data, out, rle)
     del out[r:]
@@ -626,69 +513,26 @@ def decompress_into(src, dst) -> cython.Py_ssize_t:
     """Decompress an lzo or lzo-rle stream into the writable ``dst``; returns the length
     written. DecompressError on a corrupt or truncated stream or one larger than ``dst``.
     Kernel: lzo1x_decompress_safe."""
-    n: cython.Py_ssize_t
-    cap: cython.Py_ssize_t
-    r: cython.int
-    if cython.compiled:
-        sb: Py_buffer
-        db: Py_buffer
-        outn: cython.Py_ssize_t[1]
-        _get_buffer(src, cython.address(sb), False, "src")
-        try:
-            _get_buffer(dst, cython.address(db), True, "dst")
-            try:
-                n, cap = sb.len, db.len
-                with cython.nogil:
-                    r = lzo1x_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n,
-                                              cython.cast(cython.p_uchar, db.buf), cap, outn)
-            finally:
-                PyBuffer_Release(cython.address(db))
-        finally:
-            PyBuffer_Release(cython.address(sb))
-        written = outn[0]
-    else:
-        s = _bytes_view(src, "src")
-        d = _bytes_view(dst, "dst", writable=True)
-        n, cap = len(s), len(d)
-        box = [0]
-        r = lzo1x_decompress_safe(s, n, d, cap, box)
-        written = box[0]
-    if r != LZO_E_OK:
-        raise _error(r, n, cap)
-    return written
+    sizes: cython.Py_ssize_t[2]
+    if not cython.compiled:
+        sizes = [0, 0]
+    r = run_into(_decompress, src, dst, 0, sizes)
+    if r < 0:
+        raise _error(r, sizes[0], sizes[1])
+    return r
 
 
 def decompress(src, out_len) -> bytes:
     """Exactly ``out_len`` bytes decompressed from ``src`` (zram's read path), or
     DecompressError. Compiled, it decompresses straight into the new bytes object."""
-    if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
-        raise ValueError(f"out_len {out_len!r} must be an int >= 0")
-    n: cython.Py_ssize_t
-    cap: cython.Py_ssize_t = out_len
-    r: cython.int
-    if cython.compiled:
-        sb: Py_buffer
-        outn: cython.Py_ssize_t[1]
-        _get_buffer(src, cython.address(sb), False, "src")
-        try:
-            n = sb.len
-            out = PyBytes_FromStringAndSize(cython.NULL, cap)
-            op: cython.p_uchar = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
-            with cython.nogil:
-                r = lzo1x_decompress_safe(cython.cast(cython.p_uchar, sb.buf), n, op, cap, outn)
-        finally:
-            PyBuffer_Release(cython.address(sb))
-        written = outn[0]
-    else:
-        s = _bytes_view(src, "src")
-        n = len(s)
-        buf = bytearray(cap)
-        box = [0]
-        r = lzo1x_decompress_safe(s, n, buf, cap, box)
-        written = box[0]
-        out = bytes(buf)
-    if r != LZO_E_OK:
-        raise _error(r, n, cap)
-    if written != cap:    # (compiled: the rest of out is uninitialised; it is never returned)
-        raise DecompressError(f"lzo: {n}-byte object decompresses to {written} bytes, not {cap}")
+    check_out_len(out_len)
+    res: cython.Py_ssize_t[2]
+    if not cython.compiled:
+        res = [0, 0]
+    out = run_new(_decompress, src, out_len, 0, res)
+    if res[0] < 0:
+        raise _error(res[0], res[1], out_len)
+    if res[0] != out_len:    # (compiled: the rest of out is uninitialised; never returned)
+        raise DecompressError(f"lzo: {res[1]}-byte object decompresses to {res[0]} bytes, "
+                              f"not {out_len}")
     return out
