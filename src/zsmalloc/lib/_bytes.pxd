@@ -139,3 +139,26 @@ cdef inline bytes run_new(codec_fn fn, object src, Py_ssize_t out_len, int param
     finally:
         PyBuffer_Release(&sb)
     return out
+
+
+cdef inline Py_ssize_t decode_into(codec_fn fn, object src, object dst, object error) except? -9999:
+    """A decompressor fn run into dst; its length, or ``error(code, len(src), len(dst))``
+    raised for a negative code."""
+    cdef Py_ssize_t sizes[2]
+    cdef Py_ssize_t r = run_into(fn, src, dst, 0, sizes)
+    if r < 0:
+        raise error(r, sizes[0], sizes[1])
+    return r
+
+
+cdef inline bytes decode_exact(codec_fn fn, object src, object out_len, object error):
+    """Exactly out_len bytes from a decompressor fn (zram's read path), straight into a new
+    bytes object; ``error(code, len(src), out_len)`` raised for a negative code, and
+    ``error(length, len(src), out_len)`` for any other length."""
+    cdef Py_ssize_t res[2]
+    if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
+        raise ValueError(f"out_len {out_len!r} must be an int >= 0")
+    out = run_new(fn, src, out_len, 0, res)
+    if res[0] != out_len:    # the rest of out is uninitialised: it is never handed out
+        raise error(res[0], res[1], out_len)
+    return out

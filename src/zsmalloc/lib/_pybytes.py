@@ -36,11 +36,6 @@ def copy_match(dst, op, off, n):
         dst[op:op + n] = (pat * (n // off + 1))[:n]
 
 
-def check_out_len(out_len):
-    if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
-        raise ValueError(f"out_len {out_len!r} must be an int >= 0")
-
-
 def bytes_view(obj, name, writable=False):
     """A 1-byte-item view of a buffer, with a clear error for anything else."""
     try:
@@ -70,3 +65,21 @@ def run_new(fn, src, out_len, param, res):
     res[1] = len(s)
     res[0] = fn(s, len(s), buf, out_len, param)
     return bytes(buf)
+
+
+def decode_into(fn, src, dst, error):
+    sizes = [0, 0]
+    r = run_into(fn, src, dst, 0, sizes)
+    if r < 0:
+        raise error(r, sizes[0], sizes[1])
+    return r
+
+
+def decode_exact(fn, src, out_len, error):
+    if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
+        raise ValueError(f"out_len {out_len!r} must be an int >= 0")
+    res = [0, 0]
+    out = run_new(fn, src, out_len, 0, res)
+    if res[0] != out_len:
+        raise error(res[0], res[1], out_len)
+    return out

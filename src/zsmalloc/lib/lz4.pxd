@@ -2,7 +2,7 @@
 cimport cython
 from libc.string cimport memcpy
 from zsmalloc.lib._bytes cimport (r16, r32, r64, ctz64, copy, zero, copy_match,
-                                  run_into, run_new)
+                                  run_into, decode_into, decode_exact)
 
 cdef extern from *:
     # 64-bit C constants (a Cython int literal this large would be a Python object)

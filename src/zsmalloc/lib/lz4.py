@@ -25,12 +25,12 @@ mode the same code runs over bytes/bytearray objects, indices standing in for po
 
 import cython
 
-from ._pybytes import bytes_view, check_out_len
+from ._pybytes import bytes_view
 from .errors import DecompressError
 
 if not cython.compiled:      # compiled: the inline C twins from _bytes.pxd
     from ._pybytes import (copy, copy_match, ctz64, r16, r32, r64,  # noqa: F401
-                          run_into, run_new, zero)
+                          decode_exact, decode_into, run_into, zero)
 
 __all__ = ["compress", "compress_into", "decompress", "decompress_into", "compress_bound",
            "DecompressError", "MAX_INPUT_SIZE"]
@@ -378,6 +378,10 @@ def compress(data, acceleration=1, *, lz4_182=False) -> bytes:
 
 
 def _error(code, n, cap) -> DecompressError:
+    """The error for a decompressor result: a negative E_* code, or a length other than
+    the one asked for."""
+    if code >= 0:
+        return DecompressError(f"lz4: {n}-byte object decompresses to {code} bytes, not {cap}")
     what = {E_INPUT: "truncated or corrupt stream (it ends inside a sequence)",
             E_OUTPUT: f"output larger than {cap} bytes",
             E_OFFSET: "a match offset points before the start of the output"}
@@ -389,26 +393,10 @@ def decompress_into(src, dst) -> cython.Py_ssize_t:
     DecompressError on a corrupt or truncated block or one larger than ``dst``. Bytes of
     ``dst`` after the returned length may change (LZ4's wide copies). Kernel:
     LZ4_decompress_safe."""
-    sizes: cython.Py_ssize_t[2]
-    if not cython.compiled:
-        sizes = [0, 0]
-    r = run_into(_decompress, src, dst, 0, sizes)
-    if r < 0:
-        raise _error(r, sizes[0], sizes[1])
-    return r
+    return decode_into(_decompress, src, dst, _error)
 
 
 def decompress(src, out_len) -> bytes:
     """Exactly ``out_len`` bytes decompressed from ``src`` (zram's read path), or
     DecompressError. Compiled, it decompresses straight into the new bytes object."""
-    check_out_len(out_len)
-    res: cython.Py_ssize_t[2]
-    if not cython.compiled:
-        res = [0, 0]
-    out = run_new(_decompress, src, out_len, 0, res)
-    if res[0] < 0:
-        raise _error(res[0], res[1], out_len)
-    if res[0] != out_len:    # (compiled: the rest of out is uninitialised; never returned)
-        raise DecompressError(f"lz4: {res[1]}-byte object decompresses to {res[0]} bytes, "
-                              f"not {out_len}")
-    return out
+    return decode_exact(_decompress, src, out_len, _error)

@@ -1,7 +1,7 @@
 # C types of zsmalloc/lib/lzo.py (Cython pure-Python mode).
 cimport cython
 from zsmalloc.lib._bytes cimport (r16, r32, r64, ctz64, copy, zero, copy_match,
-                                  run_into, run_new)
+                                  run_into, decode_into, decode_exact)
 
 cdef extern from *:
     const unsigned int LZO_HASH_MUL "0x1824429dU"
