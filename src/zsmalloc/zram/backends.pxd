@@ -7,3 +7,21 @@ cdef class Backend:
     cpdef Py_ssize_t compress_into(self, src, dst) except -1
     cpdef Py_ssize_t decompress_into(self, src, dst) except -1
     cpdef bytes decompress(self, src, Py_ssize_t out_len)
+
+
+cdef class Lz4(Backend):
+    cdef public int acceleration
+    cpdef Py_ssize_t compress_into(self, src, dst) except -1
+    cpdef Py_ssize_t decompress_into(self, src, dst) except -1
+    cpdef bytes decompress(self, src, Py_ssize_t out_len)
+
+
+cdef class Lzo(Backend):
+    cdef public bint rle
+    cpdef Py_ssize_t compress_into(self, src, dst) except -1
+    cpdef Py_ssize_t decompress_into(self, src, dst) except -1
+    cpdef bytes decompress(self, src, Py_ssize_t out_len)
+
+
+cdef class LzoRle(Lzo):
+    pass

@@ -14,8 +14,11 @@ device calls, at C speed:
 ``decompress_into(src, dst) -> int``
     into a writable buffer; returns the length written, or ``DecompressError``.
 
-Backends written in this project (``native``) run without the GIL inside these calls, so
-threads compress in parallel. The others call a library (cramjam, zstandard, zlib).
+Backends written in this project (``native``: ``lz4``, ``lzo``, ``lzo-rle``, from
+``zsmalloc.lib``) produce the kernel's bytes, so compressed lengths and every counter built
+on them equal the kernel's; they run without the GIL inside these calls, so threads
+compress in parallel. The others call a library (cramjam, zstandard, zlib): ``lz4hc``,
+``zstd``, ``deflate``, and ``Lz4Cramjam`` (LZ4 1.10, kept for comparisons; no sysfs name).
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from __future__ import annotations
 import cython
 import zlib
 
+from ..lib import lz4 as _lz4
+from ..lib import lzo as _lzo
+from ..lib.errors import DecompressError
 
-class DecompressError(ValueError):
-    """A compressed object that does not decompress (corrupt, truncated, or not a page)."""
+__all__ = ["Backend", "Lz4", "Lzo", "LzoRle", "Lz4Cramjam", "Lz4hc", "Zstd", "Deflate",
+           "DecompressError", "make_backend", "available"]
 
 
 class Backend:
@@ -76,16 +82,73 @@ class _Library(Backend):
         return n
 
 
+def _lz4_acceleration(level) -> int:
+    """Kernel: lz4_setup_params (level unset: LZ4_ACCELERATION_DEFAULT; below 1: -EINVAL)."""
+    if level is None:
+        return 1
+    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        raise ValueError(f"lz4 level (acceleration) {level!r} must be an int >= 1")
+    return level
+
+
+class Lz4(Backend):
+    """The kernel's LZ4 (lib/lz4, 1.7.3), written here: zsmalloc.lib.lz4. Kernel:
+    backend_lz4 (LZ4_compress_fast with acceleration ``level``, default 1;
+    LZ4_decompress_safe). Runs without the GIL."""
+
+    def __init__(self, level=None):
+        accel = _lz4_acceleration(level)
+        super().__init__("lz4", level, native=True)
+        self.acceleration = accel
+
+    def compress_into(self, src, dst) -> cython.Py_ssize_t:
+        return _lz4.compress_into(src, dst, self.acceleration)
+
+    def decompress_into(self, src, dst) -> cython.Py_ssize_t:
+        return _lz4.decompress_into(src, dst)
+
+    def decompress(self, src, out_len: cython.Py_ssize_t) -> bytes:
+        return _lz4.decompress(src, out_len)
+
+
+class Lzo(Backend):
+    """The kernel's LZO1X-1 (lib/lzo), written here: zsmalloc.lib.lzo. Kernel: backend_lzo
+    (lzo1x_1_compress, lzo1x_decompress_safe); ``LzoRle``: backend_lzorle
+    (lzorle1x_1_compress). LZO has no level. Runs without the GIL."""
+
+    def __init__(self, level=None, rle: bool = False):
+        name = "lzo-rle" if rle else "lzo"
+        if level is not None:
+            raise ValueError(f"{name} has no compression level (got {level!r})")
+        super().__init__(name, None, native=True)
+        self.rle = bool(rle)
+
+    def compress_into(self, src, dst) -> cython.Py_ssize_t:
+        return _lzo.compress_into(src, dst, self.rle)
+
+    def decompress_into(self, src, dst) -> cython.Py_ssize_t:
+        return _lzo.decompress_into(src, dst)
+
+    def decompress(self, src, out_len: cython.Py_ssize_t) -> bytes:
+        return _lzo.decompress(src, out_len)
+
+
+class LzoRle(Lzo):
+    """lzo-rle, the kernel's default zram compressor. Kernel: backend_lzorle."""
+
+    def __init__(self, level=None):
+        super().__init__(level, rle=True)
+
+
 class Lz4Cramjam(_Library):
-    """LZ4 block via cramjam (LZ4 1.10). Kernel: backend_lz4 (LZ4_compress_fast,
-    acceleration ``level``, default 1). Its lengths differ from the kernel's lib/lz4 on a few
-    per cent of real pages (1-6 bytes shorter)."""
+    """LZ4 block via cramjam (LZ4 1.10), for comparisons: not what ``make_backend("lz4")``
+    returns. Its lengths differ from the kernel's lib/lz4 on a few per cent of real pages
+    (1-6 bytes shorter: LZ4 1.8.2 and later search one byte closer to the end of the
+    input; see docs/compressors.md)."""
 
     def __init__(self, level=None):
         import cramjam
-        accel = 1 if level is None else int(level)
-        if accel < 1:
-            raise ValueError(f"lz4 level (acceleration) {level!r} must be >= 1")
+        accel = _lz4_acceleration(level)
         super().__init__("lz4", level)
         self.acceleration = accel
         c = cramjam.lz4
@@ -151,7 +214,9 @@ class Deflate(_Library):
         self._decompress = lambda data, cap: zlib.decompress(data, -winbits, cap)
 
 
-_BACKENDS = {"lz4": Lz4Cramjam, "lz4hc": Lz4hc, "zstd": Zstd, "deflate": Deflate}
+# The names sysfs uses (/sys/block/zramN/comp_algorithm).
+_BACKENDS = {"lzo": Lzo, "lzo-rle": LzoRle, "lz4": Lz4, "lz4hc": Lz4hc, "zstd": Zstd,
+             "deflate": Deflate}
 
 
 def available() -> list:
