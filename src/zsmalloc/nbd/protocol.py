@@ -233,6 +233,10 @@ class ServerConnection:
         return self._end
 
     def _skip_then(self, n: int, after: Callable[[], None]) -> None:
+        """Discard the next ``n`` bytes as they arrive, then call ``after``."""
+        if n == 0:
+            after()
+            return
         self._skip = n
         self._after_skip = after
 

@@ -48,13 +48,14 @@ def describe(zram) -> str:
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
-    """'HOST:PORT' or '[V6ADDR]:PORT' -> (host, port); ValueError naming the text."""
+    """'HOST:PORT', '[V6ADDR]:PORT', ':PORT' or 'PORT' -> (host, port); no host means
+    127.0.0.1 (loopback unless told otherwise). ValueError naming the text."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"--tcp {text!r}: expected HOST:PORT with a port 0..65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    return host, int(port)
+    return host or "127.0.0.1", int(port)
 
 
 class NbdServer:
