@@ -142,11 +142,17 @@ class RawClient:
         self.sock.sendall(struct.pack(">IHHQQI", magic, flags, cmd, handle, offset, length) + data)
         return handle
 
-    def reply(self, read_length: int = 0):
-        """One reply: (handle, error, data). Structured: chunks until DONE, data reassembled."""
+    def reply(self, read_length=0):
+        """One reply: (handle, error, data). Structured: chunks until DONE, data reassembled.
+
+        ``read_length``: the data length a simple reply carries on success (READ), or a dict
+        from handle to that length when requests of several kinds are in flight.
+        """
         magic = struct.unpack(">I", self.recv_exact(4))[0]
         if magic == SIMPLE_MAGIC:
             error, handle = struct.unpack(">IQ", self.recv_exact(12))
+            if isinstance(read_length, dict):
+                read_length = read_length.get(handle, 0)
             data = self.recv_exact(read_length) if read_length and not error else b""
             return handle, error, data
         assert magic == STRUCTURED_MAGIC, hex(magic)
@@ -221,7 +227,8 @@ class ServeProcess:
         return host, int(port)
 
     def stderr(self) -> str:
-        self._err.flush()
+        if not self._err.closed:
+            self._err.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def rss(self) -> int:
