@@ -75,6 +75,37 @@ class RangeLock:
                 self._cv.notify_all()
 
 
+#: codecs whose backend keeps one compressor object for every thread (python-zstandard's
+#: ZstdCompressor is not thread-safe: shared, it crashes the process). Calls into a device
+#: using one are serialised until the backend keeps a compressor per thread.
+SHARED_STATE_CODECS = frozenset({"zstd"})
+
+
+class _Serialised:
+    """A Zram whose page calls run one at a time (see SHARED_STATE_CODECS)."""
+
+    def __init__(self, zram):
+        self._zram = zram
+        self._lock = threading.Lock()
+        self.page_size = zram.page_size
+        self.disksize = zram.disksize
+
+    def __getattr__(self, name):
+        return getattr(self._zram, name)
+
+    def read(self, index):
+        with self._lock:
+            return self._zram.read(index)
+
+    def write(self, index, page):
+        with self._lock:
+            self._zram.write(index, page)
+
+    def discard(self, index, count=1):
+        with self._lock:
+            self._zram.discard(index, count)
+
+
 class ZramDisk:
     """``size`` bytes addressed by byte, stored in ``zram`` (one Zram, shared by threads).
 
@@ -83,7 +114,7 @@ class ZramDisk:
     """
 
     def __init__(self, zram):
-        self.zram = zram
+        self.zram = _Serialised(zram) if zram.comp_algorithm in SHARED_STATE_CODECS else zram
         self.page_size = zram.page_size
         self.size = zram.disksize
         self._ranges = RangeLock()

@@ -35,7 +35,7 @@ from .shrinker import Shrinker
 
 log = logging.getLogger("zsmalloc.nbd")
 
-_RECV_SIZE = 1 << 20
+_RECV_SIZE = 256 << 10
 _SMALL = 64 << 10          # replies up to this size go out in one send
 
 
