@@ -213,7 +213,7 @@ def test_zstd_device_is_safe_to_share_between_threads():
     def worker(k):
         try:
             for r in range(60):
-                off = (k * 64 + r % 8 * 8) * 4096
+                off = (k * 128 + r % 8 * 8) * 4096           # each thread its own pages
                 d.pwrite(off, datas[k])
                 assert d.pread(off, len(datas[k])) == datas[k]
         except Exception as e:                     # pragma: no cover - reported below
