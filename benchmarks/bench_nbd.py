@@ -23,8 +23,9 @@ OUT compared byte for byte with DATA; then the whole export is discarded (``qemu
 back). For zsmalloc the device's mm_stat (SIGUSR1) is kept too.
 
 The fstrim section (root, /dev/fuse, nbdfuse, losetup, mkfs.ext4; skipped otherwise) goes
-through the kernel: ext4 on a loop device over nbdfuse, the data tar extracted onto it,
-the files deleted, fstrim: the server's RSS before, after the files, after fstrim.
+through the kernel for zsmalloc lz4 4K and both nbdkit allocators: ext4 on a loop device
+over nbdfuse, the data tar extracted onto it, the files deleted, fstrim: the server's RSS
+before, after the files, after fstrim (target: zsmalloc gives back at least half).
 
 Targets (issue): lz4 4K copy-in >= nbdkit zstd's; lz4 4K RSS growth <= 0.6 x nbdkit
 sparse's; zstd 64K RSS growth <= nbdkit zstd's. Exit status 0, or 1 with ``--strict``
@@ -168,7 +169,8 @@ def same_file(a: Path, b: Path) -> bool:
                 return True
 
 
-def one_run(name: str, data: Path, size: int, work: Path, connections: int) -> dict:
+def one_run(name: str, data: Path, size: int, work: Path, connections: int,
+            discard_wait: float = 4.0) -> dict:
     kind, args = CONFIGS[name]
     server = Server(kind, args, size, work / "bench.sock")
     try:
@@ -184,7 +186,7 @@ def one_run(name: str, data: Path, size: int, work: Path, connections: int) -> d
         out.unlink()
         subprocess.run(["qemu-io", "-f", "raw", f"nbd:unix:{server.sock}", "-c",
                         f"discard 0 {size}"], check=True, capture_output=True)
-        time.sleep(4.0)                             # zsmalloc compacts within ~2 s
+        time.sleep(discard_wait)                    # zsmalloc compacts within ~2 s
         r2 = rss(server.pid)
     finally:
         server.stop()
@@ -192,22 +194,32 @@ def one_run(name: str, data: Path, size: int, work: Path, connections: int) -> d
             "identical": identical, "mm": mm}
 
 
-def fstrim_section(data: Path, size: int, work: Path, out: Printer) -> dict | None:
-    """ext4 over loop over nbdfuse: extract the tar, delete it, fstrim; server RSS."""
+FSTRIM_SERVERS = ("zsmalloc lz4 4K", "nbdkit sparse", "nbdkit zstd")
+
+
+def fstrim_missing() -> str | None:
+    """Why the fstrim section cannot run here, or None."""
     need = ["nbdfuse", "losetup", "mkfs.ext4", "mount", "umount", "fstrim"]
     missing = [t for t in need if shutil.which(t) is None]
     if os.geteuid() != 0 or missing or not os.path.exists("/dev/fuse"):
-        out.text(f"Skipped: needs root, /dev/fuse and {', '.join(need)} "
-                 f"(missing: {', '.join(missing) or 'root or /dev/fuse'}).")
-        return None
+        return (f"needs root, /dev/fuse and {', '.join(need)} "
+                f"(missing: {', '.join(missing) or 'root or /dev/fuse'})")
+    return None
+
+
+def fstrim_run(name: str, data: Path, size: int, work: Path) -> dict:
+    """ext4 over loop over nbdfuse on ``name``: extract the tar, delete it, fstrim; RSS."""
+    kind, args = CONFIGS[name]
     fuse, mnt = work / "fuse", work / "mnt"
     fuse.mkdir(exist_ok=True)
     mnt.mkdir(exist_ok=True)
-    disk = 2 * size
+    pidfile = work / "nbdfuse.pid"
+    if pidfile.exists():
+        pidfile.unlink()
     with ExitStack() as undo:
-        server = Server("zsmalloc", ["--comp", "lz4"], disk, work / "fstrim.sock")
+        server = Server(kind, args, 2 * size, work / "fstrim.sock")
         undo.callback(server.stop)
-        nbdfuse = subprocess.Popen(["nbdfuse", "-P", str(work / "nbdfuse.pid"), str(fuse / "disk"),
+        nbdfuse = subprocess.Popen(["nbdfuse", "-P", str(pidfile), str(fuse / "disk"),
                                     "--unix", str(server.sock)], stderr=subprocess.DEVNULL)
 
         def stop_nbdfuse():
@@ -220,7 +232,7 @@ def fstrim_section(data: Path, size: int, work: Path, out: Printer) -> dict | No
                 nbdfuse.wait()
         undo.callback(stop_nbdfuse)
         deadline = time.monotonic() + 30
-        while not (work / "nbdfuse.pid").exists():
+        while not pidfile.exists():
             if time.monotonic() > deadline or nbdfuse.poll() is not None:
                 raise RuntimeError("nbdfuse did not start")
             time.sleep(0.05)
@@ -242,7 +254,7 @@ def fstrim_section(data: Path, size: int, work: Path, out: Printer) -> dict | No
         for p in mnt.iterdir():
             if p.name != "lost+found":
                 subprocess.run(["rm", "-rf", p], check=True)
-        subprocess.run(["sync"], check=True)
+        subprocess.run(["sync"], check=True)            # ext4 frees blocks at journal commit
         subprocess.run(["fstrim", mnt], check=True)
         time.sleep(5)
         r2 = rss(server.pid)
@@ -262,12 +274,12 @@ def main(argv=None) -> int:
                     help="nbdcopy connections (default 4, nbdcopy's own default)")
     ap.add_argument("--data", type=Path, help="reuse this file as the data (its first --mib MiB)")
     ap.add_argument("--no-fstrim", action="store_true", help="skip the nbdfuse/ext4/fstrim section")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 16 MiB, 1 run, no fstrim")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 8 MiB, 1 run, no fstrim")
     ap.add_argument("--markdown", action="store_true", help="print Markdown, not rich tables")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     a = ap.parse_args(argv)
     if a.quick:
-        a.mib, a.runs, a.no_fstrim = 16, 1, True
+        a.mib, a.runs, a.no_fstrim = 8, 1, True
     if a.mib < 1 or a.runs < 1 or a.connections < 1:
         ap.error(f"--mib {a.mib}, --runs {a.runs}, --connections {a.connections}: must be >= 1")
     missing = [t for t in TOOLS if shutil.which(t) is None]
@@ -301,7 +313,8 @@ def main(argv=None) -> int:
         results = {name: [] for name in CONFIGS}
         for run in range(a.runs):
             for name in CONFIGS:
-                results[name].append(one_run(name, data, size, work, a.connections))
+                results[name].append(one_run(name, data, size, work, a.connections,
+                                             2.5 if a.quick else 4.0))
 
         out.heading("Copy in, copy out, memory")
         t = Table(f"{a.mib} MiB with nbdcopy --connections={a.connections}, median of {a.runs} "
@@ -347,19 +360,22 @@ def main(argv=None) -> int:
         out.table(tt)
 
         out.heading("Deleting files gives memory back (ext4 over nbdfuse and loop, fstrim)")
-        if a.no_fstrim:
-            out.text("Skipped (--no-fstrim).")
+        why = "--no-fstrim" if a.no_fstrim else fstrim_missing()
+        if why:
+            out.text(f"Skipped: {why}.")
         else:
-            f = fstrim_section(data, size, work, out)
-            if f:
+            ft = Table(f"the data tar extracted onto ext4 (disk {2 * a.mib} MiB), deleted, "
+                       f"fstrim; server VmRSS",
+                       ["server", "files MiB", "RSS before MiB", "after the files MiB",
+                        "after rm + fstrim MiB", "given back"])
+            for name in FSTRIM_SERVERS:
+                f = fstrim_run(name, data, size, work)
                 added, back = f["full"] - f["before"], f["full"] - f["trimmed"]
-                ft = Table("zsmalloc serve --comp lz4, disk twice the data size",
-                           ["files on ext4 MiB", "RSS before MiB", "after the files MiB",
-                            "after rm + fstrim MiB", "given back"])
-                ft.add(fmt_mib(f["files"]), fmt_mib(f["before"]), fmt_mib(f["full"]),
+                ft.add(name, fmt_mib(f["files"]), fmt_mib(f["before"]), fmt_mib(f["full"]),
                        fmt_mib(f["trimmed"]), f"{100 * back / added:.0f} % of +{fmt_mib(added)}")
-                out.table(ft)
-                ok &= back >= added / 2
+                if name.startswith("zsmalloc"):
+                    ok &= back >= added / 2
+            out.table(ft)
     return 0 if ok or not a.strict else 1
 
 
