@@ -289,6 +289,24 @@ def test_write_payload_in_pieces_and_read_replies():
         c.reply_read(evs[1], b"short")
 
 
+def test_write_payload_buffer_for_recv_into():
+    c = connected()
+    assert c.recv_buffer() is None                        # no payload awaited
+    c.receive_data(req(1, 0, 10, handle=4, data=b"0123"))
+    assert events(c) == []
+    buf = c.recv_buffer()
+    assert len(buf) == 6                                  # the 4 bytes already here are taken
+    buf[:6] = b"456789"
+    buf.release()
+    c.received(6)
+    assert c.recv_buffer() is None
+    (ev,) = [e for e in iter(c.next_event, NEED_DATA)]
+    assert ev == Request(1, 0, 4, 0, 10, b"0123456789")
+    c.receive_data(req(1, 0, 10, handle=5, data=b"01"))
+    c.received(0)                                         # end of stream mid-payload
+    assert isinstance(c.next_event(), Disconnect)
+
+
 def test_structured_read_reply_is_one_offset_data_chunk():
     c = connected(structured=True)
     c.receive_data(req(0, 4096, 4, flags=4, handle=2))    # DF is fine once structured
@@ -343,24 +361,36 @@ _STREAM = (struct.pack(">I", 1) + opt(99) + opt(8) + opt(7, go_data(b"x", (1, 2,
            + req(6, 0, 100, flags=2 | 16, handle=6) + req(2))
 
 
-def _run(chunks) -> tuple:
+def _run(chunks, direct=False) -> tuple:
+    """Feed ``chunks``; with ``direct``, bytes a write payload awaits go through
+    recv_buffer()/received() (as the socket loop's recv_into does), the rest receive_data()."""
     c = ServerConnection(Export(size=SIZE, name="x"))
     evs, out = [], [out_bytes(c)]
     for ch in chunks:
-        c.receive_data(ch)
-        evs += events(c)
+        while ch:
+            buf = c.recv_buffer() if direct else None
+            if buf is None:
+                c.receive_data(ch)
+                ch = b""
+            else:
+                k = min(len(buf), len(ch))
+                buf[:k] = ch[:k]
+                buf.release()
+                c.received(k)
+                ch = ch[k:]
+            evs += events(c)
         out.append(out_bytes(c))
     return evs, b"".join(out)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(1, len(_STREAM)), max_size=30))
-def test_any_chunking_gives_the_same_events_and_bytes(cuts):
+@given(st.lists(st.integers(1, len(_STREAM)), max_size=30), st.booleans())
+def test_any_chunking_gives_the_same_events_and_bytes(cuts, direct):
     cuts = sorted(set(cuts) | {len(_STREAM)})
     chunks, prev = [], 0
     for x in cuts:
         chunks.append(_STREAM[prev:x])
         prev = x
-    assert _run(chunks) == _run([_STREAM])
+    assert _run(chunks, direct) == _run([_STREAM])
     evs = _run([_STREAM])[0]
     assert [e.command for e in evs[:-1]] == [1, 0, 4, 3, 6] and evs[-1].clean

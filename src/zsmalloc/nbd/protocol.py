@@ -13,8 +13,10 @@ TRIM and WRITE_ZEROES requests come out as :class:`Request` events.
 
 Memory: nothing is allocated from a length the client sent before that length is checked.
 Option data over ``MAX_OPTION_DATA`` and the payload of a refused WRITE are skipped as they
-arrive, never buffered. The caller feeds data only when ``next_event()`` says ``NEED_DATA``,
-so the receive buffer holds at most one message plus one read's worth of bytes.
+arrive, never buffered. A checked WRITE's payload gets a buffer of its own, which the
+socket loop may receive into directly (:meth:`ServerConnection.recv_buffer`). The caller
+feeds data only when ``next_event()`` says ``NEED_DATA``, so the receive buffer holds at
+most one message header plus one read's worth of bytes.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ class Export:
 class Request:
     """A checked transmission request: in bounds, known flags, length within limits.
 
-    ``data`` is the payload of a WRITE (exactly ``length`` bytes), None otherwise.
+    ``data`` is the payload of a WRITE (exactly ``length`` bytes, a bytearray the caller
+    may keep), None otherwise.
     """
 
     command: int
@@ -83,7 +86,7 @@ class Request:
     handle: int
     offset: int
     length: int
-    data: bytes | None = None
+    data: bytes | bytearray | None = None
 
     @property
     def name(self) -> str:
@@ -134,7 +137,9 @@ class ServerConnection:
         self._after_skip: Callable[[], None] | None = None
         self._opt = 0
         self._opt_len = 0
-        self._write: tuple | None = None       # (flags, handle, offset, length) awaiting data
+        self._write: tuple | None = None       # (flags, handle, offset) of the awaited payload
+        self._payload: bytearray | None = None # that payload (its length was checked first)
+        self._filled = 0
         self._end: Disconnect | None = None
         self._out: list = [struct.pack(">QQH", C.NBDMAGIC, C.IHAVEOPT,
                                        C.FLAG_FIXED_NEWSTYLE | C.FLAG_NO_ZEROES)]
@@ -150,10 +155,34 @@ class ServerConnection:
         if not data:
             self._eof = True
             return
+        if self._payload is not None:           # a write payload goes straight to its buffer
+            k = min(len(data), len(self._payload) - self._filled)
+            self._payload[self._filled:self._filled + k] = data[:k]
+            self._filled += k
+            if k == len(data):
+                return
+            data = data[k:]
         if self._pos and self._pos == len(self._in):
             self._in.clear()
             self._pos = 0
         self._in += data
+
+    def recv_buffer(self):
+        """Where to receive the next bytes directly (a writable memoryview), or None.
+
+        While a WRITE payload is awaited this is the rest of its buffer, so the socket loop
+        can ``recv_into`` it and the payload is copied once; call :meth:`received` after.
+        """
+        if self._payload is None or self._filled == len(self._payload):
+            return None
+        return memoryview(self._payload)[self._filled:]
+
+    def received(self, n: int) -> None:
+        """``n`` bytes were written into the last :meth:`recv_buffer` (0 = end of stream)."""
+        if n == 0:
+            self._eof = True
+        else:
+            self._filled += n
 
     def data_to_send(self) -> list:
         """Byte strings to send, in order (empty when there is nothing)."""
@@ -247,12 +276,13 @@ class ServerConnection:
         if s == _REQUEST_HEADER:
             return self._request_header()
         if s == _WRITE_DATA:
-            flags, handle, offset, length = self._write
-            data = self._take(length)
-            if data is None:
+            data = self._payload
+            if self._filled < len(data):
                 return self._need("in the middle of a write payload")
+            flags, handle, offset = self._write
+            self._payload = self._write = None
             self._state = _REQUEST_HEADER
-            return Request(C.CMD_WRITE, flags, handle, offset, length, data)
+            return Request(C.CMD_WRITE, flags, handle, offset, len(data), data)
         if s == _OPTION_HEADER:
             return self._option_header()
         if s == _OPTION_DATA:
@@ -401,8 +431,7 @@ class ServerConnection:
         error = self._check(req)
         if cmd == C.CMD_WRITE:
             if error is None:
-                self._write = (flags, handle, offset, length)
-                self._state = _WRITE_DATA
+                self._start_payload(flags, handle, offset, length)
                 return None
             # the payload follows whatever we think of the header: skip it, then refuse
             self._skip_then(length, lambda: self.reply(req, *error))
@@ -411,6 +440,19 @@ class ServerConnection:
             self.reply(req, *error)
             return None
         return req
+
+    def _start_payload(self, flags: int, handle: int, offset: int, length: int) -> None:
+        """Await a checked WRITE's payload in a buffer of its own; take what already came."""
+        self._write = (flags, handle, offset)
+        self._payload = bytearray(length)
+        pos = self._pos
+        k = min(length, len(self._in) - pos)
+        if k:
+            with memoryview(self._in) as mv:
+                self._payload[:k] = mv[pos:pos + k]
+            self._pos = pos + k
+        self._filled = k
+        self._state = _WRITE_DATA
 
     def _check(self, req: Request):
         """None for a request to carry out, else (NBD error, message)."""

@@ -247,8 +247,14 @@ class NbdServer:
                                      if stop_at is not None else "handshake timed out")
                             break
                         continue
-                    n = sock.recv_into(buf)
-                    core.receive_data(memoryview(buf)[:n])
+                    direct = core.recv_buffer()
+                    if direct is not None:       # a write payload: straight into its buffer
+                        with direct:
+                            n = sock.recv_into(direct)
+                        core.received(n)
+                    else:
+                        n = sock.recv_into(buf)
+                        core.receive_data(memoryview(buf)[:n])
                     continue
                 if isinstance(ev, Disconnect):
                     (log.debug if ev.clean else log.info)("connection closed: %s", ev.reason)
