@@ -222,7 +222,7 @@ class NbdServer:
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        started = time.monotonic()
+        handshake_until = time.monotonic() + self.handshake_timeout
         stop_at = None
         try:
             while True:
@@ -233,28 +233,14 @@ class NbdServer:
                         core.start_shutdown()
                         stop_at = time.monotonic() + self.shutdown_grace
                         poller.unregister(self._wake_r)
-                        continue       # buffered requests now get ESHUTDOWN
-                    if core.in_transmission:
-                        limit = stop_at
-                    else:
-                        limit = started + self.handshake_timeout
-                        limit = limit if stop_at is None else min(limit, stop_at)
-                    timeout = None if limit is None else max(0, limit - time.monotonic())
-                    ready = poller.poll(None if timeout is None else int(timeout * 1000) + 1)
-                    if not any(fd == sock.fileno() for fd, _ in ready):
-                        if limit is not None and time.monotonic() >= limit:
-                            log.info("closing a connection: %s", "shutdown grace over"
-                                     if stop_at is not None else "handshake timed out")
-                            break
-                        continue
-                    direct = core.recv_buffer()
-                    if direct is not None:       # a write payload: straight into its buffer
-                        with direct:
-                            n = sock.recv_into(direct)
-                        core.received(n)
-                    else:
-                        n = sock.recv_into(buf)
-                        core.receive_data(memoryview(buf)[:n])
+                        continue       # requests already received now get ESHUTDOWN
+                    until = stop_at
+                    if not core.in_transmission:
+                        until = handshake_until if until is None else min(until, handshake_until)
+                    if not _receive(core, sock, poller, buf, until):
+                        log.info("closing a connection: %s", "shutdown grace over"
+                                 if stop_at is not None else "handshake timed out")
+                        break
                     continue
                 if isinstance(ev, Disconnect):
                     (log.debug if ev.clean else log.info)("connection closed: %s", ev.reason)
@@ -299,6 +285,25 @@ class NbdServer:
         except Exception as e:         # e.g. a page that does not decompress
             log.warning("NBD_CMD_%s at %d+%d failed: %s", req.name, req.offset, req.length, e)
             core.reply(req, C.EIO, f"{type(e).__name__}: {e}")
+
+
+def _receive(core: ServerConnection, sock: socket.socket, poller, buf: bytearray,
+             until: float | None) -> bool:
+    """Wait for bytes (or the wake pipe) and feed them to ``core``; False once ``until``
+    passes with nothing read. A write payload is received straight into its own buffer."""
+    timeout = None if until is None else max(0.0, until - time.monotonic())
+    ready = poller.poll(None if timeout is None else int(timeout * 1000) + 1)
+    if not any(fd == sock.fileno() for fd, _ in ready):
+        return until is None or time.monotonic() < until
+    direct = core.recv_buffer()
+    if direct is not None:
+        with direct:
+            n = sock.recv_into(direct)
+        core.received(n)
+    else:
+        n = sock.recv_into(buf)
+        core.receive_data(memoryview(buf)[:n])
+    return True
 
 
 def _send(sock: socket.socket, chunks: list) -> None:
