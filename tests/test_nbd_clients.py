@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -175,3 +176,26 @@ def test_discards_from_a_client_free_memory(tmp_path):
         empty = mm_stat(p)
     assert full[0] == 8 << 20 and full[2] > 0
     assert empty[0] == 0 and empty[2] == 0            # orig_data_size, mem_used_total
+
+
+@need_tools("nbdkit", "nbdcopy")
+def test_nbdkit_nbd_plugin_proxies_to_the_server(tmp_path):
+    """nbdkit as a client: its nbd plugin forwards another client's requests to us."""
+    src, back = tmp_path / "in.img", tmp_path / "out.img"
+    src.write_bytes(test_data(8 << 20, seed=11))
+    with serve(tmp_path, "8M") as p:
+        proxy_sock = tmp_path / "proxy.sock"
+        proxy = subprocess.Popen(["nbdkit", "--exit-with-parent", "-f", "-U", str(proxy_sock),
+                                  "nbd", f"socket={p.socket}"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while not proxy_sock.exists():
+                assert proxy.poll() is None and time.monotonic() < deadline, proxy.stderr.read()
+                time.sleep(0.05)
+            run("nbdcopy", src, f"nbd+unix:///?socket={proxy_sock}")
+        finally:
+            proxy.terminate()
+            proxy.wait(20)
+        run("nbdcopy", p.uri, back)                   # read back from the server itself
+    assert back.read_bytes() == src.read_bytes()

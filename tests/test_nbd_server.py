@@ -349,3 +349,22 @@ def test_zsmalloc_serve_is_a_registered_subcommand():
     r = subprocess.run([sys.executable, "-m", "zsmalloc", "serve", "--help"], capture_output=True,
                        text=True, env=dict(os.environ, PYTHONPATH=SRC), timeout=60)
     assert r.returncode == 0 and "--unix" in r.stdout and "--mem-limit" in r.stdout
+
+
+def test_cli_mem_limit_refuses_writes_with_enospc(tmp_path):
+    with serve(tmp_path, "16M", extra=["--mem-limit", "1M"]) as p:
+        with RawClient(p.socket) as c:
+            c.handshake()
+            old = b"old data " * 455
+            assert c.write(0, old) == 0
+            rnd = random.Random(9)
+            errors = [c.write(4096 + i * (256 << 10), rnd.randbytes(256 << 10)) for i in range(8)]
+            assert errors[0] == 0 and errors[-1] == ENOSPC
+            assert c.write(0, rnd.randbytes(4095)) == ENOSPC       # refused: the old page stays
+            assert c.read(0, len(old)) == old
+            c.disconnect()
+        os.kill(p.pid, signal.SIGUSR1)
+        mm, io = p.readline().split(), p.readline().split()
+        assert int(mm[4]) == 1 << 20                  # mem_limit, as mm_stat shows it
+        assert int(mm[3]) <= 1 << 20                  # mem_used_total stays under it
+        assert int(io[2]) >= 2                        # failed_writes
