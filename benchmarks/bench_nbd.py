@@ -261,6 +261,18 @@ def fstrim_run(name: str, data: Path, size: int, work: Path) -> dict:
     return {"files": used, "before": r0, "full": r1, "trimmed": r2}
 
 
+def compiled_modules() -> str:
+    """Which modules the servers run compiled (they decide as this process does)."""
+    import zsmalloc.zram  # noqa: F401  (loads the compilable zram modules)
+    try:
+        from zsmalloc._mode import loaded_modes
+    except ImportError:
+        return "modules: unknown"
+    modes = loaded_modes()
+    done = sorted(m for m, c in modes.items() if c)
+    return f"compiled modules: {', '.join(done) or 'none'} ({len(done)} of {len(modes)} loaded)"
+
+
 def fmt_mib(v: float) -> str:
     return f"{v / MIB:,.1f}"
 
@@ -292,8 +304,8 @@ def main(argv=None) -> int:
     cmd = "PYTHONPATH=src python benchmarks/bench_nbd.py " + " ".join(argv or sys.argv[1:])
     out.heading("Machine")
     out.text("\n".join(header_lines(cmd.strip())))
-    out.text(f"- zsmalloc core: {'compiled' if zsmalloc.COMPILED else 'pure Python'} "
-             f"({zsmalloc.MODE_REASON})")
+    out.text(f"- zsmalloc: {'compiled' if zsmalloc.COMPILED else 'pure Python'} "
+             f"({zsmalloc.MODE_REASON}); {compiled_modules()}")
     out.text(f"- clients and peer: {subprocess.run(['nbdcopy', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
              f"{subprocess.run(['nbdkit', '--version'], capture_output=True, text=True).stdout.strip()}")
 
