@@ -41,8 +41,8 @@ _SMALL = 64 << 10          # replies up to this size go out in one send
 
 def describe(zram) -> str:
     """One line for NBD_INFO_DESCRIPTION: the device and its live mm_stat and io_stat."""
-    mm = " ".join(str(v) for v in zram.mm_stat().as_tuple())
-    io = " ".join(str(v) for v in zram.io_stat().as_tuple())
+    mm = " ".join(str(zram.mm_stat()).split())       # the sysfs lines, spaces squeezed
+    io = " ".join(str(zram.io_stat()).split())
     return (f"zsmalloc zram {zram.disksize} bytes {zram.comp_algorithm} page "
             f"{zram.page_size}; mm_stat {mm}; io_stat {io}")
 
