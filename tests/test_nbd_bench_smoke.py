@@ -1,0 +1,25 @@
+"""benchmarks/bench_nbd.py still runs (a quick run; the figures themselves are not checked)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_nbd_support import SRC, need_tools
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_nbd.py"
+
+
+@need_tools("nbdcopy", "nbdkit", "qemu-io", "tar")
+def test_bench_nbd_quick_runs_and_reads_back_identical():
+    r = subprocess.run([sys.executable, str(BENCH), "--quick", "--markdown"], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, PYTHONPATH=SRC))
+    assert r.returncode == 0, r.stderr
+    for heading in ("## Machine", "## Copy in, copy out, memory", "## Targets"):
+        assert heading in r.stdout
+    section = r.stdout.split("## Copy in, copy out, memory", 1)[1].split("**zsmalloc devices", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith(("| zsmalloc", "| nbdkit"))]
+    assert len(rows) == 4, section
+    assert all(line.endswith("| yes |") for line in rows), section    # read back identical
