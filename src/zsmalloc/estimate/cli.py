@@ -264,11 +264,13 @@ def build_report(est, results, seconds: float, notes, args) -> dict:
 
 def cmd_estimate(args) -> int:
     from .guard import DeferredSignals
-    configs, notes = resolve_configs(args)
-    if args.verify:
-        from .verify import cmd_verify
-        return cmd_verify(args, configs, notes)
+    # Ctrl-C is held from here on: even reading the kernel's default compressor hot-adds
+    # and removes a device, and a stopped process must always be let go
     with DeferredSignals() as guard:
+        configs, notes = resolve_configs(args)
+        if args.verify:
+            from .verify import cmd_verify
+            return cmd_verify(args, configs, notes, guard)
         report = run_estimate(args, configs, notes, guard)
     if args.json:
         print(json.dumps(report, indent=1))

@@ -248,9 +248,12 @@ def zero_pfn() -> int:
         view = ctypes.c_char.from_buffer(m)
         addr = ctypes.addressof(view)
         del view      # the mmap cannot close while a view exports it
-        with open("/proc/self/pagemap", "rb") as f:
-            f.seek(addr // SYS_PAGE * 8)
-            e = struct.unpack("<Q", f.read(8))[0]
+        try:
+            with open("/proc/self/pagemap", "rb") as f:
+                f.seek(addr // SYS_PAGE * 8)
+                e = struct.unpack("<Q", f.read(8))[0]
+        except OSError:
+            return 0
         return e & PM_PFN_MASK if e & PM_PRESENT else 0
     finally:
         m.close()

@@ -488,9 +488,9 @@ def verify_configs(configs, notes, args) -> list:
     return out
 
 
-def cmd_verify(args, configs, notes) -> int:
+def cmd_verify(args, configs, notes, guard) -> int:
+    """Run the rounds inside the caller's DeferredSignals ``guard``; print the report."""
     from .cli import check_pids
-    from .guard import DeferredSignals
     if args.no_freeze:
         raise ValueError("--verify needs the processes stopped from scan to page-out: "
                          "drop --no-freeze")
@@ -505,10 +505,9 @@ def cmd_verify(args, configs, notes) -> int:
         raise ValueError("no configuration asked for can be checked against this kernel")
     show = not args.no_progress and not args.json and sys.stderr.isatty()
     rounds = []
-    with DeferredSignals() as guard:
-        for cfg in todo:
-            rounds.append(verify_round(pids, cfg, guard, show))
-            guard.checkpoint()
+    for cfg in todo:
+        rounds.append(verify_round(pids, cfg, guard, show))
+        guard.checkpoint()
     if args.json:
         print(json.dumps({"pages": rounds[0]["pages"],
                           "configs": [{**r["config"], "mm_stat": r["predicted"]} for r in rounds],
