@@ -282,6 +282,8 @@ def test_verify_matches_the_kernel_and_puts_everything_back(subject):
     assert pred["huge_pages"] == meas["huge_pages"]
     for f in ("mem_used_total", "compr_data_size"):
         assert abs(pred[f] - meas[f]) <= 0.001 * meas[f], (f, pred[f], meas[f])
+    # fed the kernel's own compressed lengths, the model is the kernel, field for field
+    assert r["kernel_lengths"] == meas
     # the device is gone, swap is as before, the subject runs again with its data intact
     assert _our_devices() == before_devs and _swaps() == before_swaps
     assert state(subject.pid) != "T"

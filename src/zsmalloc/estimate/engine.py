@@ -297,9 +297,10 @@ class Estimate:
             out.append(r)
         return out
 
-    def replay(self, config: EstimateConfig, keep, header: bytes | None = None):
+    def replay(self, config: EstimateConfig, keep, header: bytes | None = None, lens=None):
         """mm_stat of a fresh device fed only the recorded pages for which ``keep(pid, addr)``
-        is true (plus ``header`` first): the prediction for the pages that really went out."""
+        is true (plus ``header`` first): the prediction for the pages that really went out.
+        ``lens`` replaces the recorded compressed lengths (e.g. the kernel's own)."""
         from ..zram import Zram
         rec = self.record
         if rec is None or config.page_size != SYS_PAGE:
@@ -314,7 +315,8 @@ class Estimate:
                 else:
                     z.write(0, header)
                 idx = 1
-            lens = rec.lens[config.comp_algorithm]
+            if lens is None:
+                lens = rec.lens[config.comp_algorithm]
             for i in range(len(rec.addr)):
                 if not rec.written[i] or not keep(rec.pid[i], rec.addr[i]):
                     continue

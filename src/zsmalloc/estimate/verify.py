@@ -359,6 +359,10 @@ def verify_round(pids, cfg, guard, progress_enabled: bool) -> dict:
                 est.scan(pm, advance)
         guard.checkpoint()
         n = len(est.record.addr)
+        klens, kdiffer, kdelta = kernel_lengths(pms, est.record, cfg.comp_algorithm,
+                                                est.models[0].zram.huge_threshold,
+                                                guard.checkpoint)
+        guard.checkpoint()
         dev = stack.enter_context(SwapZram(cfg.comp_algorithm, (n + 1 + 1024) * SYS_PAGE))
         rep["device"] = dev.device
         rep["priority"] = dev.priority
@@ -433,13 +437,56 @@ def verify_round(pids, cfg, guard, progress_enabled: bool) -> dict:
         rep["baseline"] = {"predicted": dict(zip(FIELDS, base_pred)), "measured": base_meas}
         rep["predicted"] = dict(predicted)
         rep["measured"] = measured
+        went = (lambda pid, a: where.get((pid, a)) == ours)
         if resident or elsewhere:
-            adj = est.replay(cfg, lambda pid, a: where.get((pid, a)) == ours, header=dev.header)
+            adj = est.replay(cfg, went, header=dev.header)
             rep["adjusted"] = dict(zip(FIELDS, adj))
+        rep["kernel_lengths"] = dict(zip(FIELDS, est.replay(cfg, went, header=dev.header,
+                                                            lens=klens)))
+        rep["checks"]["pages_with_other_length"] = kdiffer
+        rep["checks"]["length_difference_bytes"] = kdelta
         rep["pages"] = est.counts.eligible
         rep["processes"] = [p.as_dict() for p in est.processes]
         # leaving the stack: swapoff (pages come back), reset, hot_remove, SIGCONT
     return rep
+
+
+def kernel_lengths(pms, rec, comp: str, huge_threshold: int, checkpoint) -> tuple:
+    """The running kernel's compressed length of every recorded page zram would compress.
+
+    Each such page is read again from its (stopped) process and written to a zram device
+    of our own with direct I/O; the growth of compr_data_size is its length (a page size
+    for a huge page). Lets the report separate the compressor's drift from the model's.
+    Returns (lengths aligned with the record, pages whose length differs, sum of the
+    differences kernel - ours)."""
+    from array import array
+    from ..zram.kernel import KernelZram
+    by_pid = {pm.pid: pm for pm in pms}
+    n = len(rec.addr)
+    out = array("i", rec.lens[comp])
+    ours = rec.lens[comp]
+    buf = bytearray(SYS_PAGE)
+    differ = delta = 0
+    with KernelZram((n + 1) * SYS_PAGE, comp) as kz:
+        last = kz.mm_stat()[1]
+        for i in range(n):
+            if not rec.written[i] or i in rec.words:
+                continue
+            if i % 256 == 0:
+                checkpoint()
+            if by_pid[rec.pid[i]].read_into(buf, rec.addr[i]) != SYS_PAGE:
+                raise OSError(f"cannot read page {rec.addr[i]:#x} of process {rec.pid[i]} again")
+            kz.write(i, buf)
+            now = kz.mm_stat()[1]
+            L = now - last
+            last = now
+            if L == SYS_PAGE and ours[i] >= huge_threshold:
+                L = ours[i]        # huge both ways: the same raw page, whatever the length
+            if L != ours[i]:
+                differ += 1
+                delta += L - ours[i]
+            out[i] = L
+    return out, differ, delta
 
 
 def error_pct(pred: int, meas: int) -> float | None:
@@ -531,7 +578,7 @@ def render_round(r: dict, file=None) -> None:
               f"{r['pageout_seconds']:.2f} s", highlight=False)
     t = Table(title=f"predicted against the kernel's mm_stat ({c['comp_algorithm']}, chain "
                     f"{c['chain_size']}, swap header included)", title_justify="left")
-    cols = ["field", "predicted", "measured", "error", "error %"]
+    cols = ["field", "predicted", "measured", "error", "error %", "with kernel's lengths"]
     if "adjusted" in r:
         cols[3:3] = ["adjusted"]
     for i, col in enumerate(cols):
@@ -543,6 +590,8 @@ def render_round(r: dict, file=None) -> None:
         if "adjusted" in r:
             row.append(f"{r['adjusted'][f]:,}")
         row += [f"{p - m:+,}", "-" if e is None else f"{e:+.4f}"]
+        kl = r["kernel_lengths"][f]
+        row.append(f"{kl:,}" + ("" if kl == m else f" ({kl - m:+,})"))
         t.add_row(*row)
     con.print(t)
     k = r["checks"]
@@ -561,5 +610,8 @@ def render_round(r: dict, file=None) -> None:
             lines.append(f"{what}: {k[key]:,}")
     if "adjusted" in r:
         lines.append("adjusted: the model fed only the pages that really went to the device")
+    lines.append(f"compressor drift: {k['pages_with_other_length']:,} pages compress to another "
+                 f"length in the kernel ({k['length_difference_bytes']:+,} bytes in all); "
+                 f"'with kernel's lengths' is the model fed the kernel's own lengths")
     for line in lines:
         con.print(line, highlight=False)
