@@ -359,7 +359,7 @@ def verify_round(pids, cfg, guard, progress_enabled: bool) -> dict:
                 est.scan(pm, advance)
         guard.checkpoint()
         n = len(est.record.addr)
-        klens, kdiffer, kdelta = kernel_lengths(pms, est.record, cfg.comp_algorithm,
+        klens, kdiffer, kdelta, rep["length_device"] = kernel_lengths(pms, est.record, cfg.comp_algorithm,
                                                 est.models[0].zram.huge_threshold,
                                                 guard.checkpoint)
         guard.checkpoint()
@@ -458,7 +458,7 @@ def kernel_lengths(pms, rec, comp: str, huge_threshold: int, checkpoint) -> tupl
     of our own with direct I/O; the growth of compr_data_size is its length (a page size
     for a huge page). Lets the report separate the compressor's drift from the model's.
     Returns (lengths aligned with the record, pages whose length differs, sum of the
-    differences kernel - ours)."""
+    differences kernel - ours, the device used)."""
     from array import array
     from ..zram.kernel import KernelZram
     by_pid = {pm.pid: pm for pm in pms}
@@ -486,7 +486,8 @@ def kernel_lengths(pms, rec, comp: str, huge_threshold: int, checkpoint) -> tupl
                 differ += 1
                 delta += L - ours[i]
             out[i] = L
-    return out, differ, delta
+        device = kz.device
+    return out, differ, delta, device
 
 
 def error_pct(pred: int, meas: int) -> float | None:
