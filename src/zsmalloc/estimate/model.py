@@ -15,8 +15,10 @@ probability F. Every count is estimated with the ratio estimator against the kno
 of eligible pages X (the pagemap pass sees them all): ``T = X * sum(y) / sum(x)`` over the
 units read, with the usual variance ``M^2 (1 - n/M) / n * s_e^2`` (M units, n read,
 s_e^2 the variance of the residuals ``y - R x``). ``mem_used_total`` is rebuilt from the
-extrapolated object count of each size class (zspages are whole), its interval from the
-per-object share of a zspage, ``pages_per_zspage / objs_per_zspage``.
+extrapolated object count of each size class: zspages are whole, so each class in use also
+costs the unused part of its last zspage, and classes too rare to be sampled are estimated
+(see ``ClassCosts.pages_expected``). Its interval comes from the per-object share of a
+zspage, ``pages_per_zspage / objs_per_zspage``, widened by half the missed classes' pages.
 """
 
 from __future__ import annotations
@@ -70,6 +72,41 @@ class ClassCosts:
             sc = t.for_request(P if n >= huge_threshold else n)
             self.index[n] = sc.index
             self.share[n] = sc.pages_per_zspage / sc.objs_per_zspage
+
+    def pages_expected(self, sample_counts: dict, scale: float) -> tuple[float, float]:
+        """Expected pages for a population sampled as ``sample_counts`` (objects per class in
+        the sample, each standing for ``scale`` objects): (pages, pages for classes the
+        sample missed).
+
+        Each class in use costs whole zspages, so a class holding one object costs a whole
+        zspage: small classes matter, and a sample misses some. Per class seen, the
+        extrapolated count N gives N * ppz / objs pages plus the unused part of its last
+        zspage: on average half of one (less the last object) when N >= objs, else
+        ppz * (1 - N / objs). Classes the sample missed: Chao1's estimate of their number
+        (f1^2 / 2 f2 from the classes seen once and twice), each one zspage of the size of
+        the classes seen once, nearly empty."""
+        pages = 0.0
+        ones, twos, once_ppz = 0, 0, []
+        for idx, k in sample_counts.items():
+            sc = self.classes[idx]
+            ppz, objs = sc.pages_per_zspage, sc.objs_per_zspage
+            n = k * scale
+            pages += n * ppz / objs
+            if n >= objs:
+                pages += ppz * (1 - 1 / objs) / 2
+            else:
+                pages += ppz * (1 - n / objs)
+            if k == 1:
+                ones += 1
+                once_ppz.append(ppz)
+            elif k == 2:
+                twos += 1
+        missed = 0.0
+        if ones and scale > 1:
+            unseen = ones * ones / (2 * twos) if twos else ones * (ones - 1) / 2
+            unseen = min(unseen, len(self.classes) - len(sample_counts))
+            missed = unseen * sum(once_ppz) / len(once_ppz)
+        return pages + missed, missed
 
     def pages_for(self, counts: dict) -> int:
         """Pages used by ``counts[class index]`` objects per class, written once each."""
@@ -203,7 +240,12 @@ class ConfigModel:
         scale = X / s.sx if s.sx else 0.0
         for k, name in enumerate(_Y):
             est[name], half[name] = s.estimate(k, X, M)
-        mem = self.costs.pages_for({c: round(n * scale) for c, n in self.class_counts.items()})
+        if self.sums.n >= M:          # everything was read: the exact count
+            mem = self.costs.pages_for(self.class_counts)
+            missed = 0.0
+        else:
+            mem, missed = self.costs.pages_expected(self.class_counts, scale)
+            mem = round(mem)
         fields = {
             "orig_data_size": round(est["orig_pages"]) * P,
             "compr_data_size": round(est["compr_data_size"]),
@@ -218,8 +260,8 @@ class ConfigModel:
         hw = {
             "orig_data_size": half["orig_pages"] * P,
             "compr_data_size": half["compr_data_size"],
-            "mem_used_total": half["mem_pages"] * P,
-            "mem_used_max": half["mem_pages"] * P,
+            "mem_used_total": (half["mem_pages"] + missed / 2) * P,
+            "mem_used_max": (half["mem_pages"] + missed / 2) * P,
             "same_pages": half["same_pages"],
             "huge_pages": half["huge_pages"],
             "huge_pages_since": half["huge_pages"],
