@@ -311,8 +311,8 @@ def render(report: dict, file=None) -> None:
         con.print("Not counted: " + "; ".join(left), highlight=False)
     labels = [f"{r['comp_algorithm']} chain {r['chain_size']} {r['page_size'] // 1024}K"
               for r in report["configs"]]
-    t = Table(title="zram as swap: predicted mm_stat (bytes; counts in pages)",
-              title_justify="left")
+    t = Table(title="predicted mm_stat of zram as swap", title_justify="left",
+              caption="bytes; same_pages, huge_pages: pages", caption_justify="left")
     t.add_column("mm_stat field")
     for label in labels:
         t.add_column(label, justify="right")

@@ -600,7 +600,8 @@ def render_round(r: dict, file=None) -> None:
         f"baseline (swap header only): model {'equals' if k['baseline_equal'] else 'DIFFERS from'} the device",
         f"pages predicted to reach zram: {k['pages_written_predicted']:,} of {k['eligible_pages']:,} "
         f"(the rest are zero-filled: kept in the swap map)",
-        f"still resident after page-out: {k['still_resident']:,} (pages per CPU pass: {r['pageout_passes']} passes)",
+        f"still resident after page-out: {k['still_resident']:,} "
+        f"({r['pageout_passes']} page-out pass{'es' if r['pageout_passes'] > 1 else ''}, one per CPU as needed)",
     ]
     for key, what in (("to_other_swap_areas", "pages went to another swap area"),
                       ("refused_ranges", "ranges refused by process_madvise"),
