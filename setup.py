@@ -10,7 +10,7 @@ source (see ``zsmalloc/_mode.py``).
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -39,17 +39,20 @@ DIRECTIVES = {
 }
 
 
-def source_hash(py: Path) -> str:
-    """sha256 of a module's .py and .pxd: what a compiled module must have been built from."""
-    h = hashlib.sha256()
-    for p in (py, py.with_suffix(".pxd")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
+def _load_sources():
+    """src/zsmalloc/_sources.py, loaded by path (the package itself is not importable yet)."""
+    spec = importlib.util.spec_from_file_location("_zsmalloc_sources", PKG / "_sources.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_SOURCES = _load_sources()
+source_hash = _SOURCES.source_hash
 
 
 def compiled_sources() -> list[Path]:
-    return sorted(p.with_suffix(".py") for p in PKG.rglob("*.pxd")
-                  if p.with_suffix(".py").exists())
+    return list(_SOURCES.compilable(PKG).values())
 
 
 def module_name(py: Path) -> str:

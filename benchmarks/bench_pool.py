@@ -40,7 +40,7 @@ from common import Printer, Table, header_lines, repeat, summarize  # noqa: E402
 
 import cramjam  # noqa: E402
 
-from zsmalloc.pool import Pool  # noqa: E402
+from zsmalloc import Pool  # noqa: E402
 
 PAGE = 4096
 HUGE_FROM = 3625                  # zram stores a page raw when lz4 gives >= this many bytes

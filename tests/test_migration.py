@@ -5,7 +5,7 @@ import random
 import pytest
 
 import zsmalloc
-from zsmalloc.migration import (MigrationError, first_obj_offset, first_obj_offset_2016,
+from zsmalloc.core.migration import (MigrationError, first_obj_offset, first_obj_offset_2016,
                                 pending_free, wrong_2016_offsets)
 
 
@@ -40,15 +40,13 @@ def _interleave(profile, steps, seed, chunk_frames=64):
             pool.free(h)
         elif r < 0.97:
             # a random used frame: the first frame of a random live object, or its successor
-            w = pool.handles.words[keys[rng.randrange(len(keys))] & 0xFFFF_FFFF]
-            pfn = (w >> 17) & 0xFFFF_FFFF
+            pfn = pool.frame_of(keys[rng.randrange(len(keys))])
             if rng.random() < 0.5:
-                z = pool.frame_zspage[pfn]
-                cls = pool.zspages.cls[z]
-                pfn = pool.zspages.frames[z * pool.config.chain_size + rng.randrange(cls.ppz)]
+                pfn = rng.choice(pool.zspages.frames_of(pool.zspages.zspage_of_frame(pfn)))
             pages = pool.total_pages
             new = pool.migrate_page(pfn)
-            assert new != pfn and pool.frame_zspage[new] != 0xFFFF_FFFF
+            assert new != pfn and pool.zspages.zspage_of_frame(new) >= 0
+            assert pool.zspages.zspage_of_frame(pfn) < 0
             assert pool.total_pages == pages
             migrations += 1
         elif r < 0.99:
@@ -60,7 +58,7 @@ def _interleave(profile, steps, seed, chunk_frames=64):
             c = rng.choice(chunks)
             pages = pool.total_pages
             pool.evacuate(c)
-            assert pool.arena.chunks[c] is None or pool.arena.chunk_used(c) == 0
+            assert pool.arena.chunk_used_frames(c) == 0
             assert pool.total_pages == pages           # migration never changes it
             evacuations += 1
         if step % 1000 == 0:

@@ -1,12 +1,11 @@
 """Pool contract: bad input, object layout, list discipline and compaction order."""
 
-import ctypes
 import random
 
 import pytest
 
 import zsmalloc
-from zsmalloc.zspage import FULL_618
+from zsmalloc.core.layout import FULL_618
 
 
 def _snapshot(pool):
@@ -38,7 +37,8 @@ def test_bad_handles(pool):
     pool.write(h, b"a" * 100)
     pool.free(h)
     before = _snapshot(pool)
-    made_up = [h, 0, -5, 123456789, 1 << 40, (0x7FFE << 32) | 1, "h", None, 2.0]
+    made_up = [h, 0, -5, 123456789, 1 << 40, (0x7FFE << 32) | 1, 1 << 63, 1 << 70, -(1 << 70),
+               "h", None, 2.0, True]
     for bad in made_up:
         for op in (pool.free, lambda x: pool.read(x, 1), lambda x: pool.write(x, b"z")):
             with pytest.raises(zsmalloc.InvalidHandle, match="not a live handle"):
@@ -77,18 +77,17 @@ def test_write_longer_than_allocation(pool):
 def test_handle_kept_in_object_header_and_lifo_reuse():
     pool = zsmalloc.Pool()
     hs = [pool.malloc(100) for _ in range(5)]      # class 112: objects 0..4 of one zspage
-    cls = pool._by_request[100]
-    z = pool.frame_zspage[(pool.handles.words[hs[0] & 0xFFFFFFFF] >> 17) & 0xFFFFFFFF]
+    z = pool.zspage_of(hs[0])
     for i, h in enumerate(hs):
-        assert pool._obj_handle(z, cls, i) == h    # header holds the handle, index order
+        assert pool.object_handle(z, i) == h       # header holds the handle, index order
     pool.free(hs[1])
     pool.free(hs[3])
-    assert pool.zspages.freeobj[z] == 3            # last freed first
+    assert pool.object_handle(z, 1) == pool.object_handle(z, 3) == 0
+    assert pool.zspages.freeobj_of(z) == 3         # last freed first
     h = pool.malloc(100)
-    w = pool.handles.words[h & 0xFFFFFFFF]
-    assert (w >> 1) & 0xFFFF == 3
+    assert pool.location(h)[1] == 3
     h = pool.malloc(100)
-    assert (pool.handles.words[h & 0xFFFFFFFF] >> 1) & 0xFFFF == 1
+    assert pool.location(h)[1] == 1
     pool.check()
 
 
@@ -100,8 +99,7 @@ def test_huge_objects_have_no_header():
     assert pool.read(h) == data
     assert pool.class_of(h).huge
     assert pool.total_pages == 1
-    pfn = (pool.handles.words[h & 0xFFFFFFFF] >> 17) & 0xFFFFFFFF
-    assert pool.arena.frame_bytes(pfn) == data      # all 4096 bytes are payload
+    assert pool.arena.frame_bytes(pool.frame_of(h)) == data   # all 4096 bytes are payload
     pool.free(h)
     assert pool.total_pages == 0
 
@@ -129,14 +127,13 @@ def test_empty_zspage_freed_at_once():
 
 def test_618_groups_insert_at_head_and_keep_place():
     pool = zsmalloc.Pool()
-    cls = pool._by_request[2000]               # class 2048: 1 page, 2 objects
+    cls = pool.class_for(2000)                 # class 2048: 1 page, 2 objects
     a = pool.malloc(2000)
     b = pool.malloc(2000)                      # zspage A full
     c = pool.malloc(2000)                      # zspage B, 1/2 -> 50% group (6)
     zt = pool.zspages
-    zA = pool.frame_zspage[(pool.handles.words[a & 0xFFFFFFFF] >> 17) & 0xFFFFFFFF]
-    zB = pool.frame_zspage[(pool.handles.words[c & 0xFFFFFFFF] >> 17) & 0xFFFFFFFF]
-    assert zt.group[zA] == FULL_618 and zt.group[zB] == 6
+    zA, zB = pool.zspage_of(a), pool.zspage_of(c)
+    assert zt.group_of(zA) == FULL_618 and zt.group_of(zB) == 6
     pool.free(a)                               # A -> group 6, at the head
     assert zt.list_of(cls, 6) == [zA, zB]
     pool.malloc(2000)                          # takes the head (A) -> full again
@@ -146,13 +143,12 @@ def test_618_groups_insert_at_head_and_keep_place():
 
 def test_48_inuse_optimisation_inserts_second():
     pool = zsmalloc.Pool(profile="linux-4.8")
-    cls = pool._by_request[100]                # class 112: 4.8 chain 4 -> ppz 2? check objs
+    cls = pool.class_for(100)                  # class 112
     n = cls.objs
     zt = pool.zspages
     first = [pool.malloc(100) for _ in range(n)]          # zspage 1 full
     second = [pool.malloc(100) for _ in range(n)]         # zspage 2 full
-    z1 = pool.frame_zspage[(pool.handles.words[first[0] & 0xFFFFFFFF] >> 17) & 0xFFFFFFFF]
-    z2 = pool.frame_zspage[(pool.handles.words[second[0] & 0xFFFFFFFF] >> 17) & 0xFFFFFFFF]
+    z1, z2 = pool.zspage_of(first[0]), pool.zspage_of(second[0])
     # free 2 from z1 (-> ALMOST_FULL, head), then 1 from z2 (more inuse than head -> head)
     pool.free(first[0]); pool.free(first[1])
     pool.free(second[0])
@@ -165,7 +161,7 @@ def test_48_inuse_optimisation_inserts_second():
 
 def test_compaction_618_moves_lowest_index_into_fullest():
     pool = zsmalloc.Pool()
-    assert pool._by_request[1000].size == 1024  # 1 page, 4 objects
+    assert pool.class_for(1000).size == 1024    # 1 page, 4 objects
     hs = [pool.malloc(1000) for _ in range(8)]  # two full zspages
     for i, h in enumerate(hs):
         pool.write(h, bytes([i]) * 1000)
@@ -177,7 +173,7 @@ def test_compaction_618_moves_lowest_index_into_fullest():
     for i in (3, 4, 5, 6):
         assert pool.read(hs[i]) == bytes([i]) * 1000
     # the moved object (index 3 of zspage 1) took zspage 2's last-freed slot (index 3)
-    assert (pool.handles.words[hs[3] & 0xFFFFFFFF] >> 1) & 0xFFFF == 3
+    assert pool.location(hs[3])[1] == 3
     assert pool.compact() == 0
     pool.check()
 
@@ -189,14 +185,7 @@ def test_frames_go_back_to_the_os():
         pool.write(h, b"\xAA" * 3000)
     arena = pool.arena
     assert arena.chunks_mapped >= 2
-
-    def rss_kb():
-        total = 0
-        for c in arena.mapped_chunks():
-            addr = ctypes.addressof(ctypes.c_char.from_buffer(arena.chunks[c]))
-            total += _smaps_rss(addr)
-        return total
-
+    rss_kb = arena.resident_bytes
     full = rss_kb()
     for h in hs[: len(hs) * 3 // 4]:
         pool.free(h)
@@ -207,19 +196,8 @@ def test_frames_go_back_to_the_os():
     assert after < full * 0.5, (full, after)
     for h in hs[len(hs) * 3 // 4:]:
         pool.free(h)
-    assert arena.chunks_mapped == 0           # emptied chunks are unmapped
-
-
-def _smaps_rss(addr):
-    with open("/proc/self/smaps") as f:
-        inside = False
-        for line in f:
-            if "-" in line.split()[0] and not line.startswith(("Rss", "Size")):
-                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-                inside = lo <= addr < hi
-            elif inside and line.startswith("Rss:"):
-                return int(line.split()[1])
-    return 0
+    assert arena.chunks_mapped == 0           # emptied chunks are given back
+    assert rss_kb() == 0
 
 
 @pytest.mark.parametrize("concurrent", [False, True])
@@ -248,12 +226,12 @@ def test_metadata_given_back_after_churn():
     for h in dead:
         pool.free(h)
         del live[h]
-    rows_before = len(pool.zspages.inuse)
+    rows_before = pool.zspages.rows
     md_before = pool.metadata_bytes()["total"]
     pool.compact()
     pool.shrink_arena()
-    assert len(pool.zspages.inuse) == len(pool.zspages.live_ids()) < rows_before / 2
-    assert len(pool.handles.words) <= max(live) % (1 << 32) + 1
+    assert pool.zspages.rows == len(pool.zspages.live_ids()) < rows_before / 2
+    assert pool.handles.rows <= max(h & ((1 << 30) - 1) for h in live) + 1
     assert pool.metadata_bytes()["total"] < md_before / 2
     pool.check()
     for h in live:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import zsmalloc
-from zsmalloc.sizeclass import chain_size_min_waste, chain_size_usedpc, class_table
+from zsmalloc.core.sizeclass import chain_size_min_waste, chain_size_usedpc, class_table
 
 DATA = Path(__file__).parent / "data"
 

@@ -340,7 +340,7 @@ def _real_pool_class():
     pool_cls = getattr(zsmalloc, "Pool", None)
     if pool_cls is None:
         try:   # the module may land before the export in __init__
-            from zsmalloc.pool import Pool as pool_cls
+            from zsmalloc.core.pool import Pool as pool_cls
         except ImportError:
             pytest.skip("zsmalloc.Pool not available")
     return pool_cls

@@ -6,7 +6,7 @@ import pytest
 
 import zsmalloc
 from zsmalloc.zram import Zram, available_backends as available_codecs, make_backend as make_codec
-from zsmalloc.zram.pages import craft_page, incompressible_page, same_filled_page
+from zsmalloc.zram.pages import craft_page, incompressible_page, lz4_len, same_filled_page
 
 P = 4096
 
@@ -129,18 +129,33 @@ def test_compaction_through_the_device():
     z.pool.check()
 
 
-@pytest.mark.parametrize("bad", [-1, 256, 1.0, "3", None])
-def test_bad_index(bad):
+@pytest.mark.parametrize("bad,exc", [(-1, ValueError), (256, ValueError), (1 << 70, ValueError),
+                                     (1.0, TypeError), ("3", TypeError), (None, TypeError)])
+def test_bad_index(bad, exc):
     z = Zram(1 << 20)                         # 256 pages
     z.write(0, same_filled_page(1))
     before = z.mm_stat(), z.io_stat()
-    with pytest.raises(ValueError, match="index"):
+    with pytest.raises(exc, match="index"):
         z.write(bad, bytes(P))
-    with pytest.raises(ValueError, match="index"):
+    with pytest.raises(exc, match="index"):
         z.read(bad)
-    with pytest.raises(ValueError, match="index"):
+    with pytest.raises(exc, match="index"):
         z.discard(bad)
     assert (z.mm_stat(), z.io_stat()) == before
+
+
+@pytest.mark.parametrize("page", [[0] * P, "x" * P, 12, None, memoryview(bytes(2 * P))[::2]])
+def test_bad_page_type_is_a_type_error_not_a_device_failure(page):
+    """A caller's type error is a TypeError and never counts as a failed write."""
+    z = Zram(1 << 20)
+    z.write(0, craft_page(300, random.Random(1)))
+    before = z.mm_stat(), z.io_stat(), z.num_writes
+    with pytest.raises(TypeError):
+        z.write(0, page)
+    with pytest.raises(TypeError):
+        z.write_pages(0, page)
+    assert (z.mm_stat(), z.io_stat(), z.num_writes) == before
+    assert lz4_len(z.read(0)) == 300
 
 
 def test_bad_page_length_count_and_disksize():
@@ -152,6 +167,10 @@ def test_bad_page_length_count_and_disksize():
     for bad in (0, -4096, 1.5, "1M"):
         with pytest.raises(ValueError, match="disksize"):
             Zram(bad)
+    with pytest.raises(ValueError, match="fill word"):
+        z.write_same(0, 1 << 64)
+    with pytest.raises(TypeError, match="fill word"):
+        z.write_same(0, 1.0)
     with pytest.raises(ValueError, match="mem_limit"):
         z.mem_limit = -1
     assert z.mm_stat().orig_data_size == 0 and z.io_stat().notify_free == 0
@@ -241,7 +260,7 @@ def test_corrupt_object_fails_the_read_and_counts():
     failed_reads counted, the slot left as it was (the kernel's -EIO on read)."""
     z = Zram(1 << 20)
     z.write(5, craft_page(900, random.Random(4)))
-    h = z.slot_handle[5]
+    h = z.slot(5)[0]
     z.pool.write(h, b"\xff" * 16)          # break the LZ4 block's first sequences
     with pytest.raises(OSError, match="page 5"):
         z.read(5)

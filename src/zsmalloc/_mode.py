@@ -18,39 +18,15 @@ through C.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.abc
 import importlib.util
 import json
 import os
 import sys
 import warnings
-from pathlib import Path
+from ._sources import PKG_DIR, compilable as _compilable, source_hash
 
-PKG_DIR = Path(__file__).resolve().parent
 MANIFEST = PKG_DIR / "_compiled.json"
-
-
-def source_hash(py: Path) -> str:
-    """sha256 of a module's .py and .pxd (the same function as setup.py's)."""
-    h = hashlib.sha256()
-    for p in (py, py.with_suffix(".pxd")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def _module_py(name: str) -> Path:
-    return PKG_DIR.parent.joinpath(*name.split(".")).with_suffix(".py")
-
-
-def _compilable() -> dict[str, Path]:
-    """Every module that has a .pxd beside its .py, by dotted name."""
-    out = {}
-    for pxd in PKG_DIR.rglob("*.pxd"):
-        py = pxd.with_suffix(".py")
-        if py.exists():
-            out[".".join(py.relative_to(PKG_DIR.parent).with_suffix("").parts)] = py
-    return out
 
 
 def decide() -> tuple[bool, str]:

@@ -27,7 +27,7 @@ def _config(args) -> PoolConfig:
 
 def cmd_classes(args) -> int:
     """Print the size-class table (like spec Appendix A)."""
-    from .sizeclass import class_table
+    from .core.sizeclass import class_table
     cfg = _config(args)
     t = class_table(cfg)
     if args.json:
@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # modules that add their own subcommands via register(subparsers, add_config_args, config)
-_SUBCOMMAND_MODULES = ["demo", "zram.conform", "trace.cli", "realpages", "report"]
+_SUBCOMMAND_MODULES = ["demo", "zram.conform", "trace.cli", "realpages", "report", "nbd.cli",
+                       "estimate.cli"]
 
 
 def main(argv=None) -> int:

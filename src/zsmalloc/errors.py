@@ -6,7 +6,7 @@ class InvalidHandle(ValueError):
 
 
 class CheckError(AssertionError):
-    """A broken pool invariant; ``.invariant`` names it (see zsmalloc.check)."""
+    """A broken pool invariant; ``.invariant`` names it (see zsmalloc.maint.check)."""
 
     def __init__(self, invariant: str, message: str):
         super().__init__(f"[{invariant}] {message}")

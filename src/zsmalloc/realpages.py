@@ -638,7 +638,7 @@ def summarize(pages, huge_threshold: int | None = None) -> dict:
         if P == 4096:
             huge_threshold = HUGE_4K
         else:
-            from .sizeclass import huge_class_size
+            from .core.sizeclass import huge_class_size
             from .config import PoolConfig
             try:
                 huge_threshold = huge_class_size(PoolConfig(page_size=P))

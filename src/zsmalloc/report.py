@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 
 from .config import MAX_CHAIN, MIN_CHAIN, PAGE_SIZES, PROFILES, PoolConfig
 from .realpages import swap_in_wave
-from .sizeclass import huge_class_size
+from .core.sizeclass import huge_class_size
 
 __all__ = ["ReportError", "RunSpec", "RunResult", "Recording", "default_ops", "gather_pages",
            "record_workload", "SlotStore", "replay_slots", "run_spec", "make_specs", "efficiency_rows",

@@ -8,3 +8,7 @@ cdef class Allocator:
     cdef void release(self, unsigned long long handle) except *
     cdef bytes load(self, unsigned long long handle, Py_ssize_t n)
     cdef Py_ssize_t pages(self) except -1
+    cdef int destroy(self) except -1
+    cdef Py_ssize_t read_begin(self, unsigned long long handle, Py_ssize_t n) except -2
+    cdef int read_end(self, unsigned long long handle) except -1
+    cdef object memory(self)

@@ -11,6 +11,11 @@ zsmalloc.
 ``release(handle)``      free it.
 ``load(handle, n)``      its first ``n`` bytes.
 ``pages()``              pages the allocator holds.
+``destroy()``            give every page back (the device is being reset or closed).
+``read_begin(handle, n)`` where its first ``n`` bytes lie in ``memory()``, with the read
+                         locks taken until ``read_end(handle)`` (Kernel: zs_obj_read_begin /
+                         zs_obj_read_end); -1 (nothing held) when the object is not in one
+                         piece there: then ``load`` copies it.
 
 The caller runs each call inside one operation of ``policy`` (the allocator's lock policy).
 """
@@ -36,3 +41,15 @@ class Allocator:
 
     def pages(self) -> cython.Py_ssize_t:
         raise NotImplementedError
+
+    def destroy(self) -> cython.int:
+        raise NotImplementedError
+
+    def read_begin(self, handle: cython.ulonglong, n: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        return -1
+
+    def read_end(self, handle: cython.ulonglong) -> cython.int:
+        return 0
+
+    def memory(self):
+        return None

@@ -50,5 +50,6 @@ cdef class Arena:
     cdef void move(self, Py_ssize_t dst, Py_ssize_t src, Py_ssize_t n) noexcept
     cpdef bytes frame_bytes(self, Py_ssize_t pfn)
     cpdef close(self)
+    cpdef object memory(self)
 
 cpdef readable(data)

@@ -34,6 +34,7 @@ from array import array
 import cython
 
 from .bitops import ffs0
+from .columns import resized
 
 ONE = 1                        # a 64-bit one, for bitmap shifts
 DONTNEED_BATCH = 256           # frames; 1 MiB of 4 KiB frames kept at most before it goes back
@@ -123,39 +124,26 @@ class Arena:
     # -- bookkeeping arrays ---------------------------------------------------------------
 
     def _grow_chunks(self, n: cython.Py_ssize_t) -> None:
-        """Cover chunks 0..n-1 (n > chunks_high: new chunks; n < chunks_high: cut)."""
-        self.chunk_used = None
-        self.chunk_bump = None
-        self.chunk_free = None
-        self.frame_link = None
-        self.frame_state = None
-        self.has_free = None
-        old: cython.Py_ssize_t = len(self._used_store)
+        """Cover chunks 0..n-1 (n > chunks_high: new chunks; n < chunks_high: cut). New
+        columns first, then the swap (core.columns)."""
         cf: cython.Py_ssize_t = self.chunk_frames
         nwords: cython.Py_ssize_t = (n + 63) >> 6
-        if n > old:
-            add: cython.Py_ssize_t = n - old
-            self._used_store.frombytes(bytes(4 * add))
-            self._bump_store.frombytes(bytes(4 * add))
-            self._free_store.extend(array("i", [-1]) * add)
-            self._link_store.frombytes(bytes(4 * add * cf))
-            self._state_store.frombytes(bytes(add * cf))
-        else:
-            del self._used_store[n:]
-            del self._bump_store[n:]
-            del self._free_store[n:]
-            del self._link_store[n * cf:]
-            del self._state_store[n * cf:]
-        if nwords > len(self._bits_store):
-            self._bits_store.frombytes(bytes(8 * (nwords - len(self._bits_store))))
-        else:
-            del self._bits_store[nwords:]
-        self.chunk_used = self._used_store
-        self.chunk_bump = self._bump_store
-        self.chunk_free = self._free_store
-        self.frame_link = self._link_store
-        self.frame_state = self._state_store
-        self.has_free = self._bits_store
+        used = resized(self._used_store, n)
+        bump = resized(self._bump_store, n)
+        free = resized(self._free_store, n, -1)
+        link = resized(self._link_store, n * cf)
+        state = resized(self._state_store, n * cf)
+        bits = resized(self._bits_store, nwords)
+        if n & 63 and nwords:                 # chunks cut off leave no bits behind
+            bits[nwords - 1] &= (ONE << (n & 63)) - ONE
+        self._used_store, self._bump_store, self._free_store = used, bump, free
+        self._link_store, self._state_store, self._bits_store = link, state, bits
+        self.chunk_used = used
+        self.chunk_bump = bump
+        self.chunk_free = free
+        self.frame_link = link
+        self.frame_state = state
+        self.has_free = bits
         if n < self.chunks_high:
             self.chunks_high = n
         if self.hint > nwords:
@@ -166,11 +154,13 @@ class Arena:
         i: cython.Py_ssize_t = self.hint
         n: cython.Py_ssize_t = (self.chunks_high + 63) >> 6
         w: cython.ulonglong
+        c: cython.Py_ssize_t
         while i < n:
             w = self.has_free[i]
             if w:
                 self.hint = i
-                return (i << 6) + ffs0(w)
+                c = (i << 6) + ffs0(w)
+                return c if c < self.chunks_high else -1
             i += 1
         self.hint = n
         return -1
@@ -191,6 +181,8 @@ class Arena:
                 self._grow_chunks(max(c + 1, 2 * len(self._used_store), 8))
             self.chunks_high = c + 1
             self.has_free[c >> 6] |= ONE << (c & 63)
+            if (c >> 6) < self.hint:
+                self.hint = c >> 6
         slot: cython.Py_ssize_t = self.chunk_free[c]
         base: cython.Py_ssize_t = c << self.chunk_shift
         if slot >= 0:
@@ -239,6 +231,8 @@ class Arena:
             k: cython.Py_ssize_t
             for k in range(self.chunks_high, c + 1):
                 self.has_free[k >> 6] |= ONE << (k & 63)
+            if (self.chunks_high >> 6) < self.hint:
+                self.hint = self.chunks_high >> 6
             self.chunks_high = c + 1
         slot: cython.Py_ssize_t = pfn & (cf - 1)
         base: cython.Py_ssize_t = c << self.chunk_shift
@@ -338,6 +332,30 @@ class Arena:
         """Free pfns of chunk ``c``, lowest first."""
         base = c << self.chunk_shift
         return [base + s for s in range(self.chunk_frames) if not self.is_used(base + s)]
+
+    def memory(self):
+        """The reservation as a buffer object (frame ``pfn`` at byte ``pfn << page_shift``)."""
+        return self._mm
+
+    def address(self) -> int:
+        """Virtual address of the reservation (frame 0)."""
+        import ctypes
+        return ctypes.addressof(ctypes.c_char.from_buffer(self._mm))
+
+    def resident_bytes(self) -> int:
+        """Bytes of the reservation resident in RAM now (its Rss in /proc/self/smaps): what
+        the frames really cost, pending DONTNEEDs included."""
+        addr = self.address()
+        with open("/proc/self/smaps") as f:
+            inside = False
+            for line in f:
+                head = line.split(None, 1)[0]
+                if "-" in head and not head.endswith(":"):
+                    lo, hi = (int(x, 16) for x in head.split("-"))
+                    inside = lo <= addr < hi
+                elif inside and head == "Rss:":
+                    return int(line.split()[1]) * 1024
+        return 0
 
     def mapped_bytes(self) -> int:
         """Bytes of the chunks holding frames in use (the old per-chunk mmap total)."""

@@ -18,6 +18,7 @@ cdef class HandleTable:
     cdef public unsigned long long gen_floor
 
     cdef void _grow(self, Py_ssize_t need) except *
+    cdef void _resize(self, Py_ssize_t cap) except *
     cdef Py_ssize_t alloc(self, Py_ssize_t req_size) except -1
     cdef void release(self, Py_ssize_t row) noexcept
     cpdef unsigned long long gen(self, Py_ssize_t row) noexcept

@@ -22,6 +22,7 @@ from array import array
 import cython
 
 from ..errors import InvalidHandle
+from .columns import resized
 from .layout import (GEN_HI_SHIFT, GEN_LO_BITS, GEN_LO_MASK, GEN_MASK, HANDLE_MAX, IDX_BITS,
                      IDX_MASK, LOC_MASK, MAX_ROWS, PFN_MASK, PFN_SHIFT, ROW_BITS, ROW_MASK, TAG)
 
@@ -59,18 +60,17 @@ class HandleTable:
         self._grow(64)
 
     def _grow(self, need: cython.Py_ssize_t) -> None:
-        cap: cython.Py_ssize_t = max(need, 2 * self.cap, 64)
-        add: cython.Py_ssize_t = cap - self.cap
-        # release the typed views before resizing the arrays they look at
-        self.loc = None
-        self.gen_lo = None
-        self.size = None
-        self._loc_store.frombytes(bytes(8 * add))
-        self._gen_store.frombytes(bytes(2 * add))
-        self._size_store.frombytes(bytes(2 * add))
-        self.loc = self._loc_store
-        self.gen_lo = self._gen_store
-        self.size = self._size_store
+        self._resize(max(need, 2 * self.cap, 64))
+
+    def _resize(self, cap: cython.Py_ssize_t) -> None:
+        """New columns first, then the swap (``core.columns``)."""
+        loc = resized(self._loc_store, cap)
+        gen = resized(self._gen_store, cap)
+        size = resized(self._size_store, cap)
+        self._loc_store, self._gen_store, self._size_store = loc, gen, size
+        self.loc = loc
+        self.gen_lo = gen
+        self.size = size
         self.cap = cap
 
     def alloc(self, req_size: cython.Py_ssize_t) -> cython.Py_ssize_t:
@@ -186,17 +186,7 @@ class HandleTable:
                 head = r
         self.free_head = head
         self.rows = last + 1
-        keep: cython.Py_ssize_t = max(self.rows, 64)
-        self.loc = None
-        self.gen_lo = None
-        self.size = None
-        del self._loc_store[keep:]
-        del self._gen_store[keep:]
-        del self._size_store[keep:]
-        self.loc = self._loc_store
-        self.gen_lo = self._gen_store
-        self.size = self._size_store
-        self.cap = keep
+        self._resize(max(self.rows, 64))
         return cut
 
     def nbytes(self) -> int:

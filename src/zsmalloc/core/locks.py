@@ -82,9 +82,11 @@ def held_locks() -> list:
 
 def _check_order(name: str, level: int) -> None:
     st = _stack()
-    if st and st[-1][0] >= level:
-        raise LockOrderError(f"taking {name} (level {level}) while holding {st[-1][1]} "
-                             f"(level {st[-1][0]}); held: {[n for _, n in st]}")
+    if st:
+        top = st[len(st) - 1]          # (no negative indices: wraparound is off here)
+        if top[0] >= level:
+            raise LockOrderError(f"taking {name} (level {level}) while holding {top[1]} "
+                                 f"(level {top[0]}); held: {[n for _, n in st]}")
 
 
 def _pop(name: str) -> None:
@@ -277,6 +279,17 @@ class LockPolicy:
     # every public operation
     def op_enter(self) -> cython.int: return 0
     def op_exit(self) -> cython.int: return 0
+
+    def operation(self):
+        """``with policy.operation():`` -- one public operation, for Python-level callers
+        (maintenance, front-ends); compiled core code calls op_enter/op_exit."""
+        return _Operation(self)
+
+    def _enter(self) -> None:
+        self.op_enter()
+
+    def _exit(self) -> None:
+        self.op_exit()
     # the leaf lock (handle table, frame arena)
     def leaf_lock(self) -> cython.int: return 0
     def leaf_unlock(self) -> cython.int: return 0
@@ -323,6 +336,21 @@ class _ZramLocks:
     def __init__(self, debug: bool):
         self.slots = [make_mutex(f"zram-slot[{i}]", LVL_SLOT, debug) for i in range(_SLOT_STRIPES)]
         self.stats = make_mutex("zram-stats", LVL_STATS, debug)
+
+
+class _Operation:
+    __slots__ = ("policy",)
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __enter__(self):
+        self.policy._enter()
+        return self
+
+    def __exit__(self, *exc):
+        self.policy._exit()
+        return False
 
 
 class Atomic(LockPolicy):

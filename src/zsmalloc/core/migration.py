@@ -471,7 +471,7 @@ def free_work(pool: Pool) -> int:
 
 def pending_free(pool: Pool) -> int:
     """Empty zspages waiting for free_work (on some class's empty list)."""
-    return sum([cls.counts[0] for cls in pool.classes])
+    return sum([cls.group_counts()[0] for cls in pool.classes])
 
 
 class FreeWorker:

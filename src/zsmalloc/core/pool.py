@@ -119,7 +119,8 @@ class Pool(Allocator):
     """
 
     def __init__(self, config=None, *, profile=None, chain_size=None, page_size=None,
-                 name: str = "zsmalloc", concurrent: bool = False, lock_debug: bool = False):
+                 name: str = "zsmalloc", concurrent: bool = False, lock_debug: bool = False,
+                 policy=None):
         cfg = resolve_config(config, profile=profile, chain_size=chain_size, page_size=page_size)
         if type(concurrent) is not bool or type(lock_debug) is not bool:
             raise ValueError("concurrent and lock_debug must be True or False")
@@ -140,8 +141,9 @@ class Pool(Allocator):
         self.zspages = ZspageTable(self.arena, self.classes, cfg.chain_size)
         self.handles = HandleTable()
         self.concurrent = concurrent
-        Allocator.__init__(self, cfg.page_size,
-                           make_policy(cfg.profile, len(self.classes), concurrent, lock_debug))
+        if policy is None:          # (a zram device being reset passes its pool's on)
+            policy = make_policy(cfg.profile, len(self.classes), concurrent, lock_debug)
+        Allocator.__init__(self, cfg.page_size, policy)
         self.slow_path = TunedSlowPath() if cfg.profile == "tuned" else KernelSlowPath()
         self.slow_path_hook = None
         self.pages_compacted = 0
@@ -429,6 +431,48 @@ class Pool(Allocator):
     def pages(self) -> cython.Py_ssize_t:
         return self.zspages.pages_allocated
 
+    def read_begin(self, handle: cython.ulonglong, n: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """The arena address of the object's first ``n`` data bytes, with its read locks
+        held until read_end; -1 (nothing held) for an object that spans two frames.
+        Kernel: zs_obj_read_begin (which copies a spanning object into a local buffer)."""
+        policy: LockPolicy = self.policy
+        fine: cython.bint = policy.fine
+        zt: ZspageTable = self.zspages
+        row: cython.Py_ssize_t = handle & ROW_MASK
+        if fine:
+            policy.access_enter(row)
+        obj: cython.ulonglong = self.handles.located(row, 0) >> 1
+        pfn: cython.Py_ssize_t = obj_pfn(obj)
+        z: cython.Py_ssize_t = zt.frame_zspage[pfn]
+        cls: ClassState = self.classes[zt.cls[z]]
+        if fine:
+            policy.access_locked(z)
+        ioff: cython.Py_ssize_t = ((obj_idx(obj) * cls.size) & (self.page_size - 1)) + cls.hdr
+        if ioff + n > self.page_size:
+            if fine:
+                policy.access_exit(z, row)
+            return -1
+        return (pfn << self.page_shift) + ioff
+
+    def read_end(self, handle: cython.ulonglong) -> cython.int:
+        """Kernel: zs_obj_read_end."""
+        policy: LockPolicy = self.policy
+        if policy.fine:
+            row: cython.Py_ssize_t = handle & ROW_MASK
+            obj: cython.ulonglong = self.handles.located(row, 0) >> 1
+            policy.access_exit(self.zspages.frame_zspage[obj_pfn(obj)], row)
+        return 0
+
+    def memory(self):
+        """The buffer read_begin's addresses refer to (the arena's frames)."""
+        return self.arena.memory()
+
+    def destroy(self) -> cython.int:
+        """Kernel: zs_destroy_pool (inside an operation)."""
+        self.closed = True
+        self.arena.close()
+        return 0
+
     # -- queries --------------------------------------------------------------------------
 
     def size_of(self, handle) -> int:
@@ -443,6 +487,23 @@ class Pool(Allocator):
     def frame_of(self, handle) -> int:
         """The frame holding a live handle's first byte (the kernel obj's pfn)."""
         return obj_pfn(self.handles.obj(self._handle(handle) & ROW_MASK))
+
+    def location(self, handle) -> tuple:
+        """(frame, object index) of a live handle: the kernel's obj_to_location."""
+        obj = self.handles.obj(self._handle(handle) & ROW_MASK)
+        return obj_pfn(obj), obj_idx(obj)
+
+    def zspage_of(self, handle) -> int:
+        """The zspage (row id) holding a live handle's object."""
+        return self.zspages.zspage_of_frame(self.location(handle)[0])
+
+    def object_handle(self, z, idx) -> int:
+        """The handle whose object is object ``idx`` of zspage ``z``, or 0 if that object is
+        free (read from the object's header, as compaction and migration find them)."""
+        from .obj import obj_allocated
+        cls = self.zspages.class_of_zspage(z)
+        row = obj_allocated(self.zspages, cls, z, idx)
+        return self.handles.handle_of(row) if row >= 0 else 0
 
     @property
     def total_pages(self) -> int:
@@ -604,8 +665,7 @@ class Pool(Allocator):
             return
         self.policy.op_enter()
         try:
-            self.closed = True
-            self.arena.close()
+            self.destroy()
         finally:
             self.policy.op_exit()
 

@@ -52,7 +52,8 @@ cdef class ZspageTable:
     cdef unsigned char[::1] frame_flags
 
     cdef void _bind(self) noexcept
-    cdef void _unbind(self) noexcept
+    cdef void _resize_rows(self, Py_ssize_t n) except *
+    cdef void _resize_frames(self, Py_ssize_t n) except *
     cdef void _grow_rows(self) except *
     cdef void _grow_frames(self, Py_ssize_t need) except *
     cdef Py_ssize_t _new_row(self, ClassState cls) except -1
@@ -78,6 +79,7 @@ cdef class ZspageTable:
     cpdef Py_ssize_t first_obj_offset(self, Py_ssize_t pfn)
     cpdef set_frame_flag(self, Py_ssize_t pfn, unsigned int flag, bint on)
     cpdef bint frame_flag(self, Py_ssize_t pfn, unsigned int flag)
+    cpdef Py_ssize_t freeobj_of(self, Py_ssize_t z)
     cpdef Py_ssize_t inuse_of(self, Py_ssize_t z)
     cpdef Py_ssize_t group_of(self, Py_ssize_t z)
     cpdef bint on_list(self, Py_ssize_t z)

@@ -47,6 +47,7 @@ import cython
 
 from .arena import Arena
 from .bitops import fls0
+from .columns import resized
 from .layout import (FRAME_ISOLATED, FRAME_LOCKED, FULL_618, GROUPS_48, GROUPS_618, LINK_END,
                      NIL, NO_CLASS, NO_ZSPAGE, OFF_LIST, ON_FULL, ZS_ALMOST_EMPTY,
                      ZS_ALMOST_FULL, ZS_EMPTY, ZS_FULL)
@@ -178,7 +179,7 @@ class ZspageTable:
         self._fz_s, self._ff_s, self._fn_s, self._fl_s = array("I"), array("H"), array("I"), array("B")
         self._bind()
 
-    # -- columns --------------------------------------------------------------------------
+    # -- columns (grown by building new arrays, then swapping the views: core.columns) ----
 
     def _bind(self) -> None:
         self.inuse = self._inuse_s
@@ -196,45 +197,30 @@ class ZspageTable:
         self.frame_next = self._fn_s
         self.frame_flags = self._fl_s
 
-    def _unbind(self) -> None:
-        """Release the typed views so the arrays behind them can be resized."""
-        self.inuse = None
-        self.freeobj = None
-        self.group = None
-        self.cls = None
-        self.isolated = None
-        self.prev = None
-        self.next = None
-        self.first = None
-        self.huge_row = None
-        self.free_ids = None
-        self.frame_zspage = None
-        self.frame_first = None
-        self.frame_next = None
-        self.frame_flags = None
+    def _resize_rows(self, n: cython.Py_ssize_t) -> None:
+        cols = [resized(c, n) for c in (self._inuse_s, self._freeobj_s, self._group_s,
+                                         self._cls_s, self._iso_s, self._prev_s, self._next_s,
+                                         self._first_s, self._huge_s, self._freeids_s)]
+        (self._inuse_s, self._freeobj_s, self._group_s, self._cls_s, self._iso_s, self._prev_s,
+         self._next_s, self._first_s, self._huge_s, self._freeids_s) = cols
+        self._bind()
+        self.cap = n
 
     def _grow_rows(self) -> None:
-        add: cython.Py_ssize_t = max(64, self.cap)
-        self._unbind()
-        for s, itemsize in ((self._inuse_s, 2), (self._freeobj_s, 4), (self._group_s, 1),
-                            (self._cls_s, 2), (self._iso_s, 1), (self._prev_s, 4),
-                            (self._next_s, 4), (self._first_s, 4), (self._huge_s, 4),
-                            (self._freeids_s, 4)):
-            s.frombytes(bytes(itemsize * add))
-        self.cap += add
+        self._resize_rows(self.cap + max(64, self.cap))
+
+    def _resize_frames(self, n: cython.Py_ssize_t) -> None:
+        fz = resized(self._fz_s, n, NO_ZSPAGE)
+        ff = resized(self._ff_s, n)
+        fn = resized(self._fn_s, n)
+        fl = resized(self._fl_s, n)
+        self._fz_s, self._ff_s, self._fn_s, self._fl_s = fz, ff, fn, fl
         self._bind()
+        self.frame_cap = n
 
     def _grow_frames(self, need: cython.Py_ssize_t) -> None:
         """Cover frames 0..need-1 (the arena grew)."""
-        cap: cython.Py_ssize_t = max(need, 2 * self.frame_cap, 512)
-        add: cython.Py_ssize_t = cap - self.frame_cap
-        self._unbind()
-        self._fz_s.extend(array("I", [NO_ZSPAGE]) * add)
-        self._ff_s.frombytes(bytes(2 * add))
-        self._fn_s.frombytes(bytes(4 * add))
-        self._fl_s.frombytes(bytes(add))
-        self.frame_cap = cap
-        self._bind()
+        self._resize_frames(max(need, 2 * self.frame_cap, 512))
 
     def _new_row(self, cls: ClassState) -> cython.Py_ssize_t:
         z: cython.Py_ssize_t
@@ -504,6 +490,10 @@ class ZspageTable:
     def frame_flag(self, pfn: cython.Py_ssize_t, flag: cython.uint) -> cython.bint:
         return 0 <= pfn < self.frame_cap and (self.frame_flags[pfn] & flag) != 0
 
+    def freeobj_of(self, z: cython.Py_ssize_t) -> cython.Py_ssize_t:
+        """Head of z's in-frame free list (-1: none)."""
+        return self.freeobj[z]
+
     def inuse_of(self, z: cython.Py_ssize_t) -> cython.Py_ssize_t:
         return self.inuse[z]
 
@@ -538,21 +528,13 @@ class ZspageTable:
         for src, dst in zip(movers, holes):
             self._move_row(src, dst)
         cut: cython.Py_ssize_t = self.rows - live
-        self._unbind()
-        for s in (self._inuse_s, self._freeobj_s, self._group_s, self._cls_s, self._iso_s,
-                  self._prev_s, self._next_s, self._first_s, self._huge_s, self._freeids_s):
-            del s[live:]
-        self._bind()
-        self.rows = self.cap = live
+        self._resize_rows(live)
+        self.rows = live
         self.nfree = 0
         # the per-frame columns: cut above the arena's high-water mark
         keep = self.arena.chunks_high << self.arena.chunk_shift
         if keep < self.frame_cap:
-            self._unbind()
-            for s in (self._fz_s, self._ff_s, self._fn_s, self._fl_s):
-                del s[keep:]
-            self._bind()
-            self.frame_cap = keep
+            self._resize_frames(keep)
         return cut
 
     def _move_row(self, src: cython.Py_ssize_t, dst: cython.Py_ssize_t) -> None:

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..config import PoolConfig
-from ..sizeclass import class_table
+from ..core.sizeclass import class_table
 from ..zram import MmStat, Zram
 
 Z95 = 1.959963984540054          # two-sided 95 % normal quantile

@@ -3,6 +3,7 @@
 # (same names, same results) for ZSMALLOC_PURE=1. A .pxd alone: no module is built from it.
 from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyObject_GetBuffer, PyBUF_SIMPLE, PyBUF_WRITABLE
+from cpython.exc cimport PyErr_Clear
 
 ctypedef unsigned char u8
 ctypedef unsigned short u16
@@ -79,16 +80,23 @@ cdef inline void copy_match(u8* dst, Py_ssize_t op, Py_ssize_t off, Py_ssize_t n
         m += 1
 
 
+cdef extern from "Python.h":
+    # PyObject_GetBuffer as it is: -1 with an exception set, for us to replace
+    int _get_buffer_raw "PyObject_GetBuffer"(object obj, Py_buffer* view, int flags)
+
+
 cdef inline int get_buffer(object obj, Py_buffer* buf, bint writable, str name) except -1:
     """Take obj's buffer (contiguous bytes; writable if asked) into buf, held until
-    PyBuffer_Release: a bytearray cannot be resized while the GIL is released."""
-    try:
-        PyObject_GetBuffer(obj, buf, PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
-    except (TypeError, BufferError):
-        kind = ("a writable bytes-like object (bytearray, memoryview, mmap)" if writable
-                else "a contiguous bytes-like object")
-        raise TypeError(f"{name} must be {kind}, not {type(obj).__name__}") from None
-    return 0
+    PyBuffer_Release: a bytearray cannot be resized while the GIL is released. (No try
+    block on the common path: entering one saves the exception state.)"""
+    if _get_buffer_raw(obj, buf, PyBUF_WRITABLE if writable else PyBUF_SIMPLE) == 0:
+        return 0
+    PyErr_Clear()
+    kind = ("a writable bytes-like object (bytearray, memoryview, mmap)" if writable
+            else "a contiguous bytes-like object")
+    raise TypeError(f"{name} must be {kind}, not {type(obj).__name__}")
+
+
 
 
 # -- running a codec on Python buffers ------------------------------------------------------
@@ -121,21 +129,26 @@ cdef inline Py_ssize_t run_into(codec_fn fn, object src, object dst, int param,
     return r
 
 
-cdef inline bytes run_new(codec_fn fn, object src, Py_ssize_t out_len, int param,
-                          Py_ssize_t* res):
-    """fn straight into a new bytes object of out_len, without the GIL; res[0] receives
-    fn's result, res[1] len(src). The bytes are uninitialised where fn did not write:
-    the caller hands them out only if res[0] == out_len."""
+cdef inline bytes run_new(codec_fn fn, object src, Py_ssize_t start, Py_ssize_t n,
+                          Py_ssize_t out_len, int param, Py_ssize_t* res):
+    """fn on src[start:start+n] (n -1: to the end) straight into a new bytes object of
+    out_len, without the GIL; res[0] receives fn's result, res[1] the input length. The
+    bytes are uninitialised where fn did not write: the caller hands them out only if
+    res[0] == out_len."""
     cdef Py_buffer sb
     cdef bytes out
     cdef u8* op
     get_buffer(src, &sb, False, "src")
     try:
-        res[1] = sb.len
+        if n < 0:
+            n = sb.len - start
+        if start < 0 or n < 0 or start + n > sb.len:
+            raise ValueError(f"src[{start}:{start + n}] is outside a {sb.len}-byte buffer")
+        res[1] = n
         out = PyBytes_FromStringAndSize(NULL, out_len)
         op = <u8*>PyBytes_AS_STRING(out)
         with nogil:
-            res[0] = fn(<const u8*>sb.buf, sb.len, op, out_len, param)
+            res[0] = fn(<const u8*>sb.buf + start, n, op, out_len, param)
     finally:
         PyBuffer_Release(&sb)
     return out
@@ -151,14 +164,15 @@ cdef inline Py_ssize_t decode_into(codec_fn fn, object src, object dst, object e
     return r
 
 
-cdef inline bytes decode_exact(codec_fn fn, object src, object out_len, object error):
-    """Exactly out_len bytes from a decompressor fn (zram's read path), straight into a new
-    bytes object; ``error(code, len(src), out_len)`` raised for a negative code, and
-    ``error(length, len(src), out_len)`` for any other length."""
+cdef inline bytes decode_exact(codec_fn fn, object src, object out_len, object error,
+                               Py_ssize_t start=0, Py_ssize_t n=-1):
+    """Exactly out_len bytes from a decompressor fn (zram's read path) run on
+    src[start:start+n], straight into a new bytes object; ``error(code, n, out_len)``
+    raised for a negative code, and ``error(length, n, out_len)`` for any other length."""
     cdef Py_ssize_t res[2]
     if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
         raise ValueError(f"out_len {out_len!r} must be an int >= 0")
-    out = run_new(fn, src, out_len, 0, res)
+    out = run_new(fn, src, start, n, out_len, 0, res)
     if res[0] != out_len:    # the rest of out is uninitialised: it is never handed out
         raise error(res[0], res[1], out_len)
     return out

@@ -58,12 +58,18 @@ def run_into(fn, src, dst, param, sizes):
     return fn(s, len(s), d, len(d), param)
 
 
-def run_new(fn, src, out_len, param, res):
-    """fn into a new bytes object of out_len; res[0] = fn's result, res[1] = len(src)."""
+def run_new(fn, src, start, n, out_len, param, res):
+    """fn on src[start:start+n] (n -1: to the end) into a new bytes object of out_len;
+    res[0] = fn's result, res[1] = the input length."""
     s = bytes_view(src, "src")
+    if n < 0:
+        n = len(s) - start
+    if start < 0 or n < 0 or start + n > len(s):
+        raise ValueError(f"src[{start}:{start + n}] is outside a {len(s)}-byte buffer")
+    s = s[start:start + n]
     buf = bytearray(out_len)
-    res[1] = len(s)
-    res[0] = fn(s, len(s), buf, out_len, param)
+    res[1] = n
+    res[0] = fn(s, n, buf, out_len, param)
     return bytes(buf)
 
 
@@ -75,11 +81,11 @@ def decode_into(fn, src, dst, error):
     return r
 
 
-def decode_exact(fn, src, out_len, error):
+def decode_exact(fn, src, out_len, error, start=0, n=-1):
     if isinstance(out_len, bool) or not isinstance(out_len, int) or out_len < 0:
         raise ValueError(f"out_len {out_len!r} must be an int >= 0")
     res = [0, 0]
-    out = run_new(fn, src, out_len, 0, res)
+    out = run_new(fn, src, start, n, out_len, 0, res)
     if res[0] != out_len:
         raise error(res[0], res[1], out_len)
     return out

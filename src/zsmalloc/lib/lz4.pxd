@@ -64,3 +64,7 @@ cdef Py_ssize_t lz4_decompress_safe(const u8* src, Py_ssize_t n, u8* dst,
 
 cdef Py_ssize_t _decompress(const u8* src, Py_ssize_t n, u8* dst, Py_ssize_t cap,
                             int unused) noexcept nogil
+
+# the Python entry points zram's backends call at C speed
+cpdef bytes decompress(object src, object out_len)
+cpdef bytes decompress_at(object src, Py_ssize_t start, Py_ssize_t n, Py_ssize_t out_len)

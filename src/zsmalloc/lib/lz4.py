@@ -400,3 +400,9 @@ def decompress(src, out_len) -> bytes:
     """Exactly ``out_len`` bytes decompressed from ``src`` (zram's read path), or
     DecompressError. Compiled, it decompresses straight into the new bytes object."""
     return decode_exact(_decompress, src, out_len, _error)
+
+
+def decompress_at(src, start, n, out_len) -> bytes:
+    """Like ``decompress``, of the ``n`` bytes at ``start`` in the buffer ``src`` (zram
+    reads an object where it lies in the pool's memory, without a copy)."""
+    return decode_exact(_decompress, src, out_len, _error, start, n)

@@ -32,7 +32,7 @@ def same_filled(page) -> bool:
 def huge_class_size(page_size: int = PAGE_SIZE) -> int:
     """zs_huge_class_size of this project's 6.18 model (3625 for 4 KiB pages, chain 8)."""
     from ..config import PoolConfig
-    from ..sizeclass import class_table
+    from ..core.sizeclass import class_table
     return class_table(PoolConfig(page_size=page_size, profile="linux-6.18",
                                   chain_size=8)).huge_class_size
 

@@ -35,6 +35,11 @@ def check_pool(pool) -> None:
     a concurrent pool (the Atomic default serialises this with other operations)."""
     if pool.closed:
         raise ValueError(f"pool {pool.name!r} is closed")
+    with pool.policy.operation():
+        _check(pool)
+
+
+def _check(pool) -> None:
     zt = pool.zspages
     pool.handles._check()
     pool.arena._check()

@@ -47,12 +47,9 @@ def trim(pool) -> dict:
     """Renumber and cut; returns how many zspage rows, handle rows and chunks went."""
     if pool.closed:
         raise ValueError(f"pool {pool.name!r} is closed")
-    pool.policy.op_enter()
-    try:
+    with pool.policy.operation():
         out = {"chunks": pool.arena.trim_tail(), "zspage_rows": pool.zspages.trim(),
                "handle_rows": pool.handles.trim()}
-    finally:
-        pool.policy.op_exit()
     release_heap()
     return out
 

@@ -28,12 +28,9 @@ def parse_size(text: str) -> int:
 
 
 def make_zram(size: int, comp: str, config):
-    """The served device, safe to share between the connection threads.
-
-    After the core rewrite a plain ``Zram(...)`` is thread-safe: drop ``concurrent=True``.
-    """
+    """The served device; a plain Zram is safe to share between the connection threads."""
     from ..zram import Zram
-    return Zram(size, comp, config, concurrent=True)
+    return Zram(size, comp, config)
 
 
 def register(sub, add_config_args, config_fn) -> None:

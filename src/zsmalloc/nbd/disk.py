@@ -12,37 +12,14 @@ device's own slot locks. Writes (and trims, and write-zeroes) hold their page ra
 to that page (which would silently undo the other write); writes to disjoint ranges run
 side by side.
 
-The two helpers ``_write_pages`` and ``_read_pages`` are the only places that touch the
-device's page API in bulk: when ``Zram.write_pages`` / ``Zram.read_pages`` exist, each
-becomes a one-line call.
+Whole pages go to the device in bulk (``Zram.write_pages`` / ``Zram.read_pages``: one bio of
+many pages).
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-
-
-def _write_pages(zram, index: int, data) -> None:
-    """Write ``len(data) // page_size`` whole pages from ``index`` on, in order.
-
-    Becomes ``zram.write_pages(index, data)`` with the batch API.
-    """
-    P = zram.page_size
-    mv = memoryview(data)
-    for k in range(len(mv) // P):
-        zram.write(index + k, mv[k * P:(k + 1) * P])
-
-
-def _read_pages(zram, index: int, count: int) -> bytes:
-    """``count`` whole pages from ``index`` on, as one bytes object.
-
-    Becomes ``return zram.read_pages(index, count)`` with the batch API.
-    """
-    if count == 1:
-        return zram.read(index)
-    read = zram.read
-    return b"".join([read(i) for i in range(index, index + count)])
 
 
 class NotFast(Exception):
@@ -75,37 +52,6 @@ class RangeLock:
                 self._cv.notify_all()
 
 
-#: codecs whose backend keeps one compressor object for every thread (python-zstandard's
-#: ZstdCompressor is not thread-safe: shared, it crashes the process). Calls into a device
-#: using one are serialised until the backend keeps a compressor per thread.
-SHARED_STATE_CODECS = frozenset({"zstd"})
-
-
-class _Serialised:
-    """A Zram whose page calls run one at a time (see SHARED_STATE_CODECS)."""
-
-    def __init__(self, zram):
-        self._zram = zram
-        self._lock = threading.Lock()
-        self.page_size = zram.page_size
-        self.disksize = zram.disksize
-
-    def __getattr__(self, name):
-        return getattr(self._zram, name)
-
-    def read(self, index):
-        with self._lock:
-            return self._zram.read(index)
-
-    def write(self, index, page):
-        with self._lock:
-            self._zram.write(index, page)
-
-    def discard(self, index, count=1):
-        with self._lock:
-            self._zram.discard(index, count)
-
-
 class ZramDisk:
     """``size`` bytes addressed by byte, stored in ``zram`` (one Zram, shared by threads).
 
@@ -114,7 +60,7 @@ class ZramDisk:
     """
 
     def __init__(self, zram):
-        self.zram = _Serialised(zram) if zram.comp_algorithm in SHARED_STATE_CODECS else zram
+        self.zram = zram
         self.page_size = zram.page_size
         self.size = zram.disksize
         self._ranges = RangeLock()
@@ -140,7 +86,7 @@ class ZramDisk:
         """``length`` bytes from ``offset``. Kernel: zram_bio_read (+ _read_partial)."""
         self._check(offset, length)
         first, last = self._pages(offset, length)
-        data = _read_pages(self.zram, first, last - first + 1)
+        data = self.zram.read_pages(first, last - first + 1)
         start = offset - first * self.page_size
         if start == 0 and length == len(data):
             return data
@@ -166,7 +112,7 @@ class ZramDisk:
                 index += 1
             whole = (n - pos) // P
             if whole:
-                _write_pages(self.zram, index, mv[pos:pos + whole * P])
+                self.zram.write_pages(index, mv[pos:pos + whole * P])
                 pos += whole * P
                 index += whole
             if pos < n:

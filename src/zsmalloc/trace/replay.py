@@ -32,8 +32,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..config import PoolConfig
-from ..pool import Pool
-from ..zram.device import IoStat, MmStat, Zram
+from ..core.pool import Pool
+from ..zram import IoStat, MmStat, Zram
 from .format import (Compact, Discard, Free, Malloc, MemLimit, PoolCompact, Reset, ResetMax,
                      TraceError, TraceHeader, ZramData, ZramRead, ZramSame,
                      ZramWrite, read_trace)

@@ -7,3 +7,4 @@ cdef class PeerAllocator(Allocator):
     cdef void release(self, unsigned long long handle) except *
     cdef bytes load(self, unsigned long long handle, Py_ssize_t n)
     cdef Py_ssize_t pages(self) except -1
+    cdef int destroy(self) except -1

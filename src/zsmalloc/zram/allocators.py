@@ -19,9 +19,9 @@ ALLOCATORS = ("zsmalloc", "zbud", "z3fold", "zblock")
 class PeerAllocator(Allocator):
     """A peer (``zsmalloc.peers``) behind the allocator protocol."""
 
-    def __init__(self, peer, concurrent: bool = False, lock_debug: bool = False):
+    def __init__(self, peer, concurrent: bool = False, lock_debug: bool = False, policy=None):
         Allocator.__init__(self, peer.max_size,
-                           make_policy("linux-6.18", 0, concurrent, lock_debug))
+                           policy or make_policy("linux-6.18", 0, concurrent, lock_debug))
         self.peer = peer
 
     def store(self, size: cython.Py_ssize_t, src, n: cython.Py_ssize_t) -> cython.ulonglong:
@@ -39,16 +39,23 @@ class PeerAllocator(Allocator):
     def pages(self) -> cython.Py_ssize_t:
         return self.peer.total_pages
 
+    def destroy(self) -> cython.int:
+        self.peer = None
+        return 0
 
-def make_allocator(name: str, config, concurrent: bool = False, lock_debug: bool = False):
-    """(allocator for the slot layer, the object users see as ``Zram.pool``)."""
+
+def make_allocator(name: str, config, concurrent: bool = False, lock_debug: bool = False,
+                   policy=None):
+    """(allocator for the slot layer, the object users see as ``Zram.pool``). ``policy``: a
+    lock policy to keep (a device being reset keeps its locks)."""
     if name == "zsmalloc":
         from ..core.pool import Pool
-        pool = Pool(config, name="zram", concurrent=concurrent, lock_debug=lock_debug)
+        pool = Pool(config, name="zram", concurrent=concurrent, lock_debug=lock_debug,
+                    policy=policy)
         return pool, pool
     from ..peers import PEERS
     cls = PEERS.get(name)
     if cls is None:
         raise ValueError(f"unknown allocator {name!r}; known: {', '.join(ALLOCATORS)}")
     peer = cls(page_size=config.page_size)
-    return PeerAllocator(peer, concurrent, lock_debug), peer
+    return PeerAllocator(peer, concurrent, lock_debug, policy), peer

@@ -1,3 +1,5 @@
+from zsmalloc.lib.lz4 cimport decompress as lz4_decompress, decompress_at as lz4_decompress_at
+from zsmalloc.lib.lzo cimport decompress as lzo_decompress, decompress_at as lzo_decompress_at
 # C types of zsmalloc/zram/backends.py (Cython pure-Python mode).
 
 cdef class Backend:
@@ -7,6 +9,7 @@ cdef class Backend:
     cpdef Py_ssize_t compress_into(self, src, dst) except -1
     cpdef Py_ssize_t decompress_into(self, src, dst) except -1
     cpdef bytes decompress(self, src, Py_ssize_t out_len)
+    cpdef bytes decompress_at(self, src, Py_ssize_t start, Py_ssize_t n, Py_ssize_t out_len)
 
 
 cdef class Lz4(Backend):
@@ -14,6 +17,7 @@ cdef class Lz4(Backend):
     cpdef Py_ssize_t compress_into(self, src, dst) except -1
     cpdef Py_ssize_t decompress_into(self, src, dst) except -1
     cpdef bytes decompress(self, src, Py_ssize_t out_len)
+    cpdef bytes decompress_at(self, src, Py_ssize_t start, Py_ssize_t n, Py_ssize_t out_len)
 
 
 cdef class Lzo(Backend):
@@ -21,6 +25,7 @@ cdef class Lzo(Backend):
     cpdef Py_ssize_t compress_into(self, src, dst) except -1
     cpdef Py_ssize_t decompress_into(self, src, dst) except -1
     cpdef bytes decompress(self, src, Py_ssize_t out_len)
+    cpdef bytes decompress_at(self, src, Py_ssize_t start, Py_ssize_t n, Py_ssize_t out_len)
 
 
 cdef class LzoRle(Lzo):

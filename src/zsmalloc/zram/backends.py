@@ -23,11 +23,15 @@ compress in parallel. The others call a library (cramjam, zstandard, zlib): ``lz
 
 from __future__ import annotations
 
+import threading
+
 import cython
 import zlib
 
 from ..lib import lz4 as _lz4
 from ..lib import lzo as _lzo
+from ..lib.lz4 import decompress as lz4_decompress, decompress_at as lz4_decompress_at
+from ..lib.lzo import decompress as lzo_decompress, decompress_at as lzo_decompress_at
 from ..lib.errors import DecompressError
 
 __all__ = ["Backend", "Lz4", "Lzo", "LzoRle", "Lz4Cramjam", "Lz4hc", "Zstd", "Deflate",
@@ -54,6 +58,12 @@ class Backend:
         if n != out_len:
             raise DecompressError(f"{self.name}: object decompresses to {n} bytes, not {out_len}")
         return bytes(out)
+
+    def decompress_at(self, src, start: cython.Py_ssize_t, n: cython.Py_ssize_t,
+                      out_len: cython.Py_ssize_t) -> bytes:
+        """``decompress`` of the ``n`` bytes at ``start`` in the buffer ``src`` (an object
+        where it lies in the pool's memory)."""
+        return self.decompress(memoryview(src)[start:start + n], out_len)
 
     def __repr__(self):
         return f"<zram backend {self.name}{'' if self.level is None else f' level {self.level}'}>"
@@ -108,7 +118,11 @@ class Lz4(Backend):
         return _lz4.decompress_into(src, dst)
 
     def decompress(self, src, out_len: cython.Py_ssize_t) -> bytes:
-        return _lz4.decompress(src, out_len)
+        return lz4_decompress(src, out_len)
+
+    def decompress_at(self, src, start: cython.Py_ssize_t, n: cython.Py_ssize_t,
+                      out_len: cython.Py_ssize_t) -> bytes:
+        return lz4_decompress_at(src, start, n, out_len)
 
 
 class Lzo(Backend):
@@ -130,7 +144,11 @@ class Lzo(Backend):
         return _lzo.decompress_into(src, dst)
 
     def decompress(self, src, out_len: cython.Py_ssize_t) -> bytes:
-        return _lzo.decompress(src, out_len)
+        return lzo_decompress(src, out_len)
+
+    def decompress_at(self, src, start: cython.Py_ssize_t, n: cython.Py_ssize_t,
+                      out_len: cython.Py_ssize_t) -> bytes:
+        return lzo_decompress_at(src, start, n, out_len)
 
 
 class LzoRle(Lzo):
@@ -189,11 +207,18 @@ class Zstd(_Library):
         if not -7 <= lv <= 22 or lv == 0:
             raise ValueError(f"zstd level {level!r} must be in -7..22 and not 0")
         super().__init__("zstd", lv)
-        c = zstandard.ZstdCompressor(level=lv, write_content_size=False, write_checksum=False,
-                                     write_dict_id=False)
-        d = zstandard.ZstdDecompressor()
-        self._compress = c.compress
-        self._decompress = lambda data, cap: d.decompress(data, max_output_size=cap)
+        # python-zstandard's (de)compressor objects are not thread-safe: one per thread,
+        # as the kernel keeps one zstd context per CPU stream
+        tls = threading.local()
+
+        def ctx():
+            if not hasattr(tls, "c"):
+                tls.c = zstandard.ZstdCompressor(level=lv, write_content_size=False,
+                                                 write_checksum=False, write_dict_id=False)
+                tls.d = zstandard.ZstdDecompressor()
+            return tls
+        self._compress = lambda src: ctx().c.compress(src)
+        self._decompress = lambda data, cap: ctx().d.decompress(data, max_output_size=cap)
 
 
 class Deflate(_Library):

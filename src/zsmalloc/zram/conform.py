@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..config import PoolConfig
-from ..sizeclass import class_table
+from ..core.sizeclass import class_table
 from . import pages as pg
 
 MIXES = ("fill", "boundary", "overwrite", "discard", "limit", "mixed")

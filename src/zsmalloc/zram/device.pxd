@@ -3,6 +3,7 @@ cimport cython
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from zsmalloc.core.allocator cimport Allocator
 from zsmalloc.core.locks cimport LockPolicy
 from zsmalloc.core.arena cimport readable
@@ -12,7 +13,6 @@ cpdef bint page_same_filled(object page, Py_ssize_t n) except -1
 cpdef unsigned long long first_word(object page) except? 0
 cpdef bytes filled_page(unsigned long long word, Py_ssize_t n)
 
-@cython.final
 cdef class Zram:
     cdef public object config, pool, comp_algorithm, allocator_name, level
     cdef public Allocator alloc
@@ -20,7 +20,7 @@ cdef class Zram:
     cdef public Backend backend
     cdef public Py_ssize_t page_size, page_shift, disksize, nr_pages, huge_threshold
     cdef public unsigned long long F_SAME, F_HUGE, F_RAW, size_mask
-    cdef object _slot_mm
+    cdef object _slot_mm, _mem
     cdef unsigned long long[::1] slots
     cdef list _streams
     cdef dict _raw
@@ -38,6 +38,5 @@ cdef class Zram:
     cdef void _store_same(self, Py_ssize_t i, unsigned long long word) except *
     cdef int _store(self, Py_ssize_t i, Py_ssize_t comp_len, object payload, Py_ssize_t n) except -1
     cdef bint _free_slot(self, Py_ssize_t i) except -1
-    cdef object _load(self, Py_ssize_t i)
-    cdef object _page_of(self, Py_ssize_t i, object loaded)
+    cdef bytes _read_page(self, Py_ssize_t i)
     cdef Py_ssize_t _pages(self) except -1

@@ -134,12 +134,14 @@ class Zram:
         self.F_RAW = 1 << (bits + 3)            # a page a peer allocator cannot hold
         self._streams = []
         self.closed = False
+        self.policy = None
         self._init_state()
 
     def _init_state(self) -> None:
         self.alloc, self.pool = make_allocator(self.allocator_name, self.config,
-                                               self.concurrent, self.lock_debug)
+                                               self.concurrent, self.lock_debug, self.policy)
         self.policy = self.alloc.policy
+        self._mem = self.alloc.memory()
         self._slot_mm = mmap.mmap(-1, 16 * self.nr_pages, flags=mmap.MAP_PRIVATE | _MAP_NORESERVE)
         self.slots = memoryview(self._slot_mm).cast("Q")
         self._raw = {}
@@ -166,12 +168,20 @@ class Zram:
         return 0
 
     def _index(self, index) -> cython.Py_ssize_t:
+        i: cython.longlong
         if type(index) is not int:
             raise TypeError(f"index must be an int, not {type(index).__name__}")
-        if not 0 <= index < self.nr_pages:
+        if cython.compiled:
+            overflow: cython.int = 0
+            i = PyLong_AsLongLongAndOverflow(index, cython.address(overflow))
+            if overflow:
+                i = -1
+        else:
+            i = index if 0 <= index < self.nr_pages else -1
+        if not 0 <= i < self.nr_pages:
             raise ValueError(f"index {index!r} out of range: the disk has pages "
                              f"0..{self.nr_pages - 1}")
-        return index
+        return i
 
     def _check_range(self, index, count) -> None:
         self._index(index)
@@ -427,7 +437,7 @@ class Zram:
         OSError (counted in failed_reads) if the stored object does not decompress to a page."""
         i: cython.Py_ssize_t = self._index(index)
         self._live()
-        return self._page_of(i, self._load(i))
+        return self._read_page(i)
 
     def read_pages(self, index, count) -> bytearray:
         """``count`` consecutive pages from ``index`` (one bio of many pages)."""
@@ -439,7 +449,10 @@ class Zram:
     def read_into(self, index, out) -> None:
         """Read ``len(out) // page_size`` pages from ``index`` into the writable buffer
         ``out`` (a whole number of pages)."""
-        mv = memoryview(out)
+        try:
+            mv = memoryview(out)
+        except TypeError:
+            raise TypeError(f"out must be a writable buffer, not {type(out).__name__}") from None
         if mv.readonly or not mv.c_contiguous:
             raise TypeError("out must be a writable C-contiguous buffer")
         mv = mv.cast("B")
@@ -449,60 +462,59 @@ class Zram:
         self._check_range(index, len(mv) // P)
         self._live()
         for k in range(len(mv) // P):
-            loaded = self._load(index + k)
-            if type(loaded) is bytes and len(loaded) < P:
-                try:
-                    n = self.backend.decompress_into(loaded, mv[k * P:(k + 1) * P])
-                    if n != P:
-                        raise DecompressError(f"{n} bytes, not a page")
-                except DecompressError as e:
-                    self._read_failed(index + k, e)
-            else:
-                mv[k * P:(k + 1) * P] = self._page_of(index + k, loaded)
+            mv[k * P:(k + 1) * P] = self._read_page(index + k)
 
-    def _load(self, i: cython.Py_ssize_t):
-        """The slot's content under the slot lock: the fill word (an int; 0 for an empty
-        slot), a raw or huge page, or the compressed object (bytes). Kernel: the first half
-        of zram_read_page (zs_obj_read_begin: copied out, so decompression needs no lock)."""
+    def _read_page(self, i: cython.Py_ssize_t) -> bytes:
+        """Kernel: zram_read_page: under the slot lock, the fill word, the raw page, or the
+        object decompressed where it lies (zs_obj_read_begin .. zs_obj_read_end; an object
+        that spans two frames is copied out first, as the kernel does)."""
         policy: LockPolicy = self.policy
+        fine: cython.bint = policy.fine
+        P: cython.Py_ssize_t = self.page_size
+        failed = None
+        out = None
         policy.op_enter()
         try:
-            policy.stats_lock()
-            self.num_reads += 1
-            policy.stats_unlock()
-            policy.slot_lock(i)
+            if fine:
+                policy.stats_lock()
+                self.num_reads += 1
+                policy.stats_unlock()
+                policy.slot_lock(i)
+            else:
+                self.num_reads += 1
             try:
                 flags: cython.ulonglong = self.slots[2 * i + 1]
+                h: cython.ulonglong = self.slots[2 * i]
+                size: cython.Py_ssize_t = flags & self.size_mask
                 if flags == 0 or flags & self.F_SAME:
-                    return self.slots[2 * i]
-                if flags & self.F_RAW:
-                    return self._raw.get(i) or filled_page(0, self.page_size)
-                return self.alloc.load(self.slots[2 * i], flags & self.size_mask)
+                    out = filled_page(h, P)
+                elif flags & self.F_RAW:
+                    out = self._raw.get(i) or filled_page(0, P)
+                elif flags & self.F_HUGE:
+                    out = self.alloc.load(h, P)
+                else:
+                    a: cython.Py_ssize_t = self.alloc.read_begin(h, size)
+                    try:
+                        if a >= 0:
+                            out = self.backend.decompress_at(self._mem, a, size, P)
+                        else:
+                            out = self.backend.decompress(self.alloc.load(h, size), P)
+                    except DecompressError as e:
+                        failed = e
+                        policy.stats_lock()
+                        self.failed_reads += 1
+                        policy.stats_unlock()
+                    finally:
+                        if a >= 0:
+                            self.alloc.read_end(h)
             finally:
-                policy.slot_unlock(i)
+                if fine:
+                    policy.slot_unlock(i)
         finally:
             policy.op_exit()
-
-    def _page_of(self, i: cython.Py_ssize_t, loaded):
-        """Turn what _load returned into the page: fill, as is, or decompressed (outside
-        every lock; without the GIL for the backends written here)."""
-        P: cython.Py_ssize_t = self.page_size
-        if type(loaded) is not bytes:
-            return filled_page(loaded, P)
-        if len(loaded) == P:
-            return loaded
-        try:
-            return self.backend.decompress(loaded, P)
-        except DecompressError as e:
-            self._read_failed(i, e)
-
-    def _read_failed(self, i, e):
-        self.policy.op_enter()
-        self.policy.stats_lock()
-        self.failed_reads += 1
-        self.policy.stats_unlock()
-        self.policy.op_exit()
-        raise OSError(f"decompression of page {i} failed: {e}") from None
+        if failed is not None:
+            raise OSError(f"decompression of page {i} failed: {failed}")
+        return out
 
     # -- other operations -----------------------------------------------------------------
 
@@ -562,13 +574,13 @@ class Zram:
         self._live()
         self.policy.op_enter()
         try:
-            self.pool.close() if hasattr(self.pool, "close") else None
+            self.alloc.destroy()
             old = self._slot_mm
             self.slots = None
             old.close()
+            self._init_state()
         finally:
             self.policy.op_exit()
-        self._init_state()
 
     def close(self) -> None:
         """Give all memory back; the device is unusable afterwards."""
@@ -577,8 +589,7 @@ class Zram:
         self.policy.op_enter()
         try:
             self.closed = True
-            if hasattr(self.pool, "close"):
-                self.pool.close()
+            self.alloc.destroy()
             self.slots = None
             self._slot_mm.close()
         finally:
