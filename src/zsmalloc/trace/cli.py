@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 
 from ..config import PoolConfig
+from .extent import DEFAULT_MAX_SIZE, format_size, parse_size
 from .replay import ALLOCATORS, config_for, replay
 
 
 def cmd_replay(args) -> int:
     from .format import read_trace
+    parse_size(args.max_size, "--max-size")        # a bad value before any file is read
     with read_trace(args.trace) as tr:
-        cfg = config_for(tr.header, args.profile, args.chain_size, args.page_size)
-        res = replay(tr, cfg, args.allocator, comp_algorithm=args.comp)
+        header = tr.header
+    cfg = config_for(header, args.profile, args.chain_size, args.page_size)
+    res = replay(args.trace, cfg, args.allocator, comp_algorithm=args.comp,
+                 max_size=parse_size(args.max_size, "--max-size"))
     if args.json:
         d = res.as_dict()
         d["trace"] = args.trace
@@ -78,7 +82,12 @@ def register(sub, add_config_args, config_fn) -> None:
     # None = "as in the trace's header" (add_config_args's defaults are the library's)
     p.set_defaults(profile=None, page_size=None, chain_size=None)
     p.add_argument("--allocator", choices=ALLOCATORS, default="zsmalloc",
-                   help="allocator for the pool records (zram records always use zsmalloc)")
+                   help="allocator for the pool records (A/F/PC); zram records always use "
+                        "zsmalloc, as zram does")
+    p.add_argument("--max-size", default=str(DEFAULT_MAX_SIZE), metavar="SIZE",
+                   help=f"refuse a trace that needs a disk (highest index + 1 pages) or live "
+                        f"pool objects larger than this, before using memory (default "
+                        f"{format_size(DEFAULT_MAX_SIZE).replace(' ', '')}; K/M/G/T suffixes)")
     p.add_argument("--comp", default=None,
                    help="compressor for D (data) records (default: the trace's comp=, else lz4)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

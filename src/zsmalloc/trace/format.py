@@ -45,7 +45,9 @@ Errors: every malformed line raises :class:`TraceError` (a ValueError) naming th
 the line number and the problem. The writer checks the same rules, so what it writes reads
 back.
 
-Files whose name ends in ``.gz`` are read and written through gzip.
+Reading, a file that starts with the gzip magic is decompressed, whatever its name; a
+truncated or corrupt one is a TraceError naming the line where it broke. Writing, a name
+ending in ``.gz`` compresses.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ import gzip
 import io
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 
 from ..config import PAGE_SIZES, PROFILES, MAX_CHAIN, MIN_CHAIN
@@ -471,11 +474,34 @@ RECORD_TYPES = {cls.CODE: cls for cls in ZRAM_RECORDS + POOL_RECORDS}
 
 # ---- reader -----------------------------------------------------------------------------
 
-def _open(path, mode: str):
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _open_write(path):
+    """A binary file for writing ``path``; gzip when its name ends in ``.gz``."""
     p = os.fspath(path)
-    if str(p).endswith(".gz"):
-        return gzip.open(p, mode)
-    return open(p, mode)
+    if os.fsdecode(p).endswith(".gz"):
+        return gzip.open(p, "wb")
+    return open(p, "wb")
+
+
+def _open_read(path):
+    """A binary file reading ``path``, decompressed when it *starts* with the gzip magic.
+
+    The content decides, not the name: a plain trace named ``.gz`` or a gzip one named
+    ``.zst`` reads as what it is (a mislabelled file is not an error)."""
+    f = open(os.fspath(path), "rb")
+    try:
+        if f.peek(2)[:2] == GZIP_MAGIC:
+            return gzip.GzipFile(fileobj=f, mode="rb"), f
+    except BaseException:
+        f.close()
+        raise
+    return f, None
+
+
+# what a damaged gzip stream raises while it is read (EOFError: truncated)
+_STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
 
 
 class TraceReader:
@@ -489,14 +515,14 @@ class TraceReader:
     """
 
     def __init__(self, source):
-        self._owned = None
+        self._owned = self._raw = None
         if isinstance(source, (str, bytes, os.PathLike)):
             self.name = os.fsdecode(source)
-            self._owned = f = _open(source, "rb")
+            self._owned, self._raw = f, _ = _open_read(source)
         else:
             f = source
             self.name = str(getattr(source, "name", "<trace>"))
-        self._lines = iter(f)
+        self._lines = self._read_lines(iter(f))
         self.lineno = 0
         self.records = 0
         try:
@@ -513,6 +539,20 @@ class TraceReader:
             raise
         self._state = _State(self.header)
         self._it = self._records()
+
+    def _read_lines(self, it):
+        """The file's lines; a damaged stream (truncated or corrupt gzip, a read error)
+        becomes a TraceError naming the line where it broke."""
+        while True:
+            try:
+                raw = next(it)
+            except StopIteration:
+                return
+            except _STREAM_ERRORS as e:
+                what = ("compressed data ends early (truncated .gz file?)"
+                        if isinstance(e, EOFError) else f"cannot read: {e}")
+                raise TraceError(self.name, self.lineno + 1, what) from None
+            yield raw
 
     def _text(self, raw) -> str:
         if isinstance(raw, str):
@@ -562,9 +602,10 @@ class TraceReader:
         return next(self._it)
 
     def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
-            self._owned = None
+        for f in (self._owned, self._raw):
+            if f is not None:
+                f.close()
+        self._owned = self._raw = None
 
     def __enter__(self):
         return self
@@ -599,7 +640,7 @@ class TraceWriter:
         self._owned = None
         if isinstance(dest, (str, bytes, os.PathLike)):
             self.name = os.fsdecode(dest)
-            self._owned = f = _open(dest, "wb")
+            self._owned = f = _open_write(dest)
         else:
             f = dest
             self.name = str(getattr(dest, "name", "<trace>"))
