@@ -91,7 +91,7 @@ def test_child_heap_ends_child_on_error():
 
 @needs_proc
 def test_more_children_when_one_is_not_enough(monkeypatch):
-    monkeypatch.setattr(rp, "_CHILD_BUDGET", 0)   # a bare interpreter: a few thousand pages
+    monkeypatch.setattr(rp.anon, "CHILD_BUDGET", 0)   # a bare interpreter: a few thousand pages
     with rp.ChildHeap(seed=0) as c:
         one = len(c.resident_pages())
     stats = {}

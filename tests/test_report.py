@@ -16,6 +16,7 @@ import pytest
 
 from zsmalloc import Pool, PoolConfig, compaction, huge_class_size
 from zsmalloc import report as R
+from zsmalloc.report import runs
 from zsmalloc.cli import main
 from zsmalloc.trace.format import read_trace
 
@@ -139,9 +140,9 @@ def test_moved_count_against_object_copies(monkeypatch, profile):
         hs = [pool.malloc(rng.choice((100, 700, 1500, 3000))) for _ in range(4000)]
         for h in rng.sample(hs, 2800):
             pool.free(h)
-        before = R._live_words(pool)
+        before = runs._live_words(pool)
         freed = pool.compact()
-        moved = R._moved_since(pool, before)
+        moved = runs._moved_since(pool, before)
         assert freed > 0 and moved > 0
         if profile == "linux-6.18":
             assert moved == len(calls)

@@ -1,0 +1,67 @@
+"""``zsmalloc pages SOURCE N OUT``: read N real pages, save them, print their lz4 sizes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .anon import child_anon_pages
+from .files import elf_pages, text_pages
+from .mixed import mixed_pages
+from .pagefile import save_pages
+from .summary import format_summary, summarize
+
+__all__ = ["SOURCES", "cmd_pages", "register"]
+
+SOURCES = ("anon", "elf", "text", "mixed")
+
+
+def cmd_pages(args) -> int:
+    """Read N pages from SOURCE, save them to OUT, print the compressed-size distribution."""
+    P = args._config.page_size
+    n = args.n
+    if n < 1:
+        raise ValueError(f"N {n} must be at least 1")
+    t0 = time.perf_counter()
+    extra: dict = {}
+    if args.source == "anon":
+        pages = child_anon_pages(n, P, args.seed, stats=extra)
+    elif args.source == "mixed":
+        pages = mixed_pages(n, P, args.seed, stats=extra)
+    elif args.source == "elf":
+        pages = elf_pages(n, P)
+    else:
+        pages = text_pages(n, P)
+    t_read = time.perf_counter() - t0
+    if not pages:
+        raise ValueError(f"no {args.source} pages could be read on this machine")
+    save_pages(pages, args.out)
+    s = summarize(pages)
+    if args.json:
+        print(json.dumps({"source": args.source, "out": args.out, "seconds": round(t_read, 2),
+                          **{k: v for k, v in extra.items() if k not in ("children", "sources")}, **s}, indent=1))
+        return 0
+    short = f" (only {len(pages)} of {n} available)" if len(pages) < n else ""
+    print(f"# {args.source}: wrote {len(pages)} pages to {args.out}{short}, read in {t_read:.1f}s")
+    if "resident" in extra:
+        print(f"# child processes: {len(extra['children'])}, resident anon pages "
+              f"{extra['resident']}, failed reads {extra['read_failed']}")
+    if args.source == "mixed":
+        print(f"# mix: anon {extra['anon']}, elf {extra['elf']}, text {extra['text']}")
+    print(format_summary(s))
+    return 0
+
+
+def register(sub, add_config_args, config_fn) -> None:
+    p = sub.add_parser("pages", help="save real pages (child anon memory, ELF, text) to a file")
+    p.add_argument("source", choices=SOURCES, help="anon, elf, text or mixed (60/25/15)")
+    p.add_argument("n", type=int, help="number of pages")
+    p.add_argument("out", help="output file (ZSPAGES1 format)")
+    add_config_args(p)
+    p.add_argument("--seed", type=int, default=0, help="child heap and shuffle seed (default 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+
+    def run(args):
+        args._config = config_fn(args)
+        return cmd_pages(args)
+    p.set_defaults(func=run)
