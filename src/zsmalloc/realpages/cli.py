@@ -1,8 +1,15 @@
-"""``zsmalloc pages SOURCE N OUT``: read N real pages, save them, print their lz4 sizes."""
+"""``zsmalloc pages SOURCE N OUT``: read N real pages, save them, print their lz4 sizes.
+
+The pages are held in memory until they are saved, so N is checked first against the
+memory the machine has available (and OUT against where it will be written); a long read
+reports each child process's progress on stderr.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 
 from .anon import child_anon_pages
@@ -11,23 +18,59 @@ from .mixed import mixed_pages
 from .pagefile import save_pages
 from .summary import format_summary, summarize
 
-__all__ = ["SOURCES", "cmd_pages", "register"]
+__all__ = ["SOURCES", "cmd_pages", "register", "check_request"]
 
 SOURCES = ("anon", "elf", "text", "mixed")
+
+
+def _mem_available() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes, or None where there is none."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_request(n: int, page_size: int, out: str, available: int | None = None) -> None:
+    """ValueError naming N or OUT when the request cannot be met: N below 1, N pages (held
+    in memory, plus as much again while they are saved and summarized) above half the
+    memory available, or OUT in a directory that is missing or not writable."""
+    if n < 1:
+        raise ValueError(f"N {n} must be at least 1")
+    avail = _mem_available() if available is None else available
+    need = n * page_size
+    if avail is not None and 2 * need > avail:
+        most = max(0, avail // 2 // page_size)
+        raise ValueError(f"N {n} pages of {page_size} bytes is {need / 2**30:,.1f} GiB, held in "
+                         f"memory before saving: more than half of the {avail / 2**30:.1f} GiB "
+                         f"available now; ask for at most {most:,}")
+    d = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(out):
+        raise ValueError(f"OUT {out!r} is a directory; give a file name")
+    if not os.path.isdir(d) or not os.access(d, os.W_OK):
+        raise ValueError(f"OUT {out!r}: directory {d!r} is missing or not writable")
+
+
+def _progress(pages: int, n: int) -> None:
+    end = "\r" if sys.stderr.isatty() else "\n"
+    print(f"# read {pages:,} of {n:,} anon pages", end=end, file=sys.stderr, flush=True)
 
 
 def cmd_pages(args) -> int:
     """Read N pages from SOURCE, save them to OUT, print the compressed-size distribution."""
     P = args._config.page_size
     n = args.n
-    if n < 1:
-        raise ValueError(f"N {n} must be at least 1")
+    check_request(n, P, args.out)
     t0 = time.perf_counter()
     extra: dict = {}
     if args.source == "anon":
-        pages = child_anon_pages(n, P, args.seed, stats=extra)
+        pages = child_anon_pages(n, P, args.seed, stats=extra, on_child=_progress)
     elif args.source == "mixed":
-        pages = mixed_pages(n, P, args.seed, stats=extra)
+        pages = mixed_pages(n, P, args.seed, stats=extra, on_child=_progress)
     elif args.source == "elf":
         pages = elf_pages(n, P)
     else:
