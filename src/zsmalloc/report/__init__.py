@@ -30,7 +30,8 @@ What it does, in order:
    time, memory per compressed byte, objects moved by compaction, the per-class fullness
    heat map of zsmalloc 6.18 (before the last compaction and at the end), the baselines.
 
-Objects moved by compaction (the kernel's ``zs_object_copy`` count, spec peers.md A3) are
+Objects moved by compaction (the kernel's ``zs_object_copy`` count, as in the commit "zsmalloc: rework
+compaction algorithm") are
 counted without touching the pool: just before each compaction a copy of the handle table
 (one 8-byte word per handle, ``(pfn, obj_idx)`` encoded) is taken; afterwards every handle
 live on both sides whose word changed was moved. ``record_obj`` rewrites the word once per

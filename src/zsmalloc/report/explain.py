@@ -3,7 +3,7 @@ published one, and the reasons the results give."""
 
 from __future__ import annotations
 
-from .tables import pct, reference
+from .tables import SOURCES, pct, reference
 
 __all__ = ["partial_pages", "explain_published", "zblock_slot_for"]
 
@@ -34,9 +34,9 @@ def explain_published(results: list, page_size: int = 4096) -> str:
     pool_mib = ref.final_pages * P / 2**20
     out = [f"Measured order of memory use (pages at the end of the run): {order_end}.", "",
            f"Time-averaged over the run: {order_mean}.", "",
-           "Published order (spec/peers.md §1): zsmalloc < z3fold (+1.8 %) < zbud (+32 %); "
-           "zblock's authors place its compression ratio below zsmalloc's and above z3fold's "
-           "and zbud's.", "",
+           "Published order (the sources in the table above): zsmalloc < z3fold (+1.8 %) < "
+           "zbud (+32 %); zblock's authors place its compression ratio below zsmalloc's and "
+           "above z3fold's and zbud's.", "",
            "*End* is the state just after the last swap-in wave and compaction; *mean* "
            "averages the pages used over the whole run (fill, overwrites, swap-ins, the "
            "fragmented stretches between compactions).", "",
@@ -45,7 +45,7 @@ def explain_published(results: list, page_size: int = 4096) -> str:
            f"{mean_obj:,.0f} bytes ({mean_obj / P:.0%} of a page; lz4 ratio of the stored data "
            f"{ref.orig_bytes / max(1, ref.compr_bytes):.2f}:1). zsmalloc 6.18 c8 uses "
            f"{ref.overhead:.3f} bytes of memory per compressed byte (published: 1.022 on a "
-           f"640 MB pool, spec A2)"
+           f"640 MB pool, {SOURCES['chain']})"
            + (f"; {tail:,} of its {ref.final_pages:,} pages are in partly used zspages, which "
               f"compaction leaves behind in each of the {occupied} occupied size classes: a "
               f"fixed cost per class, large against a {pool_mib:.1f} MiB pool and small against "
@@ -73,7 +73,8 @@ def explain_published(results: list, page_size: int = 4096) -> str:
                 f"gone. ")
         if name == "zbud":
             txt += (f"The published +32 % comes from a kernel build under zswap whose pages "
-                    f"compress about 4:1 (zswap 162328 kB holding 754468 kB, spec §1.4): "
+                    f"compress about 4:1 (zswap 162328 kB holding 754468 kB in the zblock "
+                    f"patch's kernel-build test, {SOURCES['zblock']}): "
                     f"objects of about 1 KiB, where two per page leave half of each page "
                     f"empty even without discards; here objects average {mean_obj:,.0f} "
                     f"bytes and two fill {min(1, 2 * mean_obj / P):.0%} of a page. The "

@@ -8,7 +8,8 @@ import platform
 
 from .baselines import baseline_markdown
 from .explain import explain_published
-from .tables import efficiency_markdown, published_check, published_markdown, reference
+from .tables import (SOURCES, efficiency_markdown, published_check, published_markdown,
+                     reference)
 
 __all__ = ["PNGS", "machine_lines", "report_markdown"]
 
@@ -92,7 +93,8 @@ def report_markdown(results, rows, recordings, base_rows, base_P, heat, timings,
           "no object moves twice in one compaction: true for linux-6.18 (checked against a "
           "count of the copies in tests/test_report.py). The 4.8 algorithm can move an object "
           "again (a destination zspage can later be a source, the back-and-forth the 2023 "
-          "rework removed, spec A3), so its figures are lower bounds (≥). Peers have no "
+          f"rework removed, {SOURCES['compaction']}), so its figures are lower bounds (≥). "
+          "Peers have no "
           "compaction.", "",
           "| configuration | compactions | objects moved | pages freed | objects moved per page freed |",
           "| --- | ---: | ---: | ---: | ---: |"]

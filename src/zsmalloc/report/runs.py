@@ -92,25 +92,28 @@ def run_spec(spec: RunSpec, records: list, *, samples: int = 400, keep_classes: 
                     if counter is not None:
                         apply(rec)
                         res.moved += pool.objs_moved - counter
-                    else:
+                    elif getattr(getattr(pool, "handles", None), "words", None) is not None:
                         before = _live_words(pool)
                         apply(rec)
                         res.moved += _moved_since(pool, before)
                         res.moved_lower_bound = spec.profile == "linux-4.8"
+                    else:   # neither a counter nor a handle table to compare: >= 0 is all
+                        apply(rec)
+                        res.moved_lower_bound = True
                     res.compactions += 1
                 else:
                     apply(rec)
                     if pool is None:
                         pool = rp.zram.pool
                 if k % step == 0:
-                    res.samples.append((k + 1, pool.pages_allocated))
+                    res.samples.append((k + 1, pool.total_pages))
                 if on_progress is not None and k % tick == 0:
                     on_progress(k)
             z = rp.zram
-            res.samples.append((n, pool.pages_allocated))
+            res.samples.append((n, pool.total_pages))
             m = z.mm_stat()
             res.mm_stat = m
-            res.final_pages = pool.pages_allocated
+            res.final_pages = pool.total_pages
             res.peak_pages = m.mem_used_max // P
             res.compr_bytes = m.compr_data_size
             res.orig_bytes = m.orig_data_size

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-
-__all__ = ["PUBLISHED", "efficiency_rows", "efficiency_markdown", "published_check",
+__all__ = ["PUBLISHED", "SOURCES", "efficiency_rows", "efficiency_markdown", "published_check",
            "published_markdown", "reference", "pct"]
 
+#: where each published figure comes from: texts a reader can open (the kernel's own
+#: commits and documentation, by name; mailing-list patches by subject)
+SOURCES = {
+    "zbud": "Linux commit \"mm: zbud: remove zbud\" (Yosry Ahmed, 2025)",
+    "z3fold": "Linux commit 7a2369b74abf \"mm: z3fold: deprecate CONFIG_Z3FOLD\"",
+    "zblock": "\"[PATCH v2] mm: add zblock allocator\" (Vitaly Wool, linux-mm, 2025)",
+    "chain": "Linux Documentation/mm/zsmalloc.rst, section on chain size",
+    "compaction": "Linux commit \"zsmalloc: rework compaction algorithm\" (Sergey Senozhatsky, "
+                  "2023)",
+}
+
+#: published memory use relative to zsmalloc (+ means more memory)
 PUBLISHED = {
-    "zbud": ("+32 % (1.5G vs 1.13G, kernel build under zswap)", "A5: commit 'mm: zbud: remove zbud'"),
-    "z3fold": ("+1.8 % (same test)", "A6: commit 7a2369b74abf"),
-    "zblock": ("ratio 'lower than zsmalloc's', 'higher than z3fold and zbud'", "§1.4: zblock v2"),
-    "chain4": ("+2.1 % (mem_used_max 655175680 vs 641703936, chain 4 vs 8)", "A2: zsmalloc.rst"),
+    "zbud": ("+32 % (1.5G vs 1.13G, kernel build under zswap)", SOURCES["zbud"]),
+    "z3fold": ("+1.8 % (same test)", SOURCES["z3fold"]),
+    "zblock": ("ratio 'lower than zsmalloc's', 'higher than z3fold and zbud'", SOURCES["zblock"]),
+    "chain4": ("+2.1 % (mem_used_max 655175680 vs 641703936, chain 4 vs 8)", SOURCES["chain"]),
 }
 
 
