@@ -130,6 +130,7 @@ def test_kernel_oracle_leaves_a_users_device_untouched(user_device, capsys):
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert cp.returncode == 0, cp.stdout[-3000:] + cp.stderr[-2000:]
     assert " passed" in cp.stdout and "skipped" not in cp.stdout.splitlines()[-1], cp.stdout[-500:]
+    assert _state(dev) == before, "changed by the kernel tests"
 
     # 2. a KernelZram session of its own: writes, reads, discard, compact, mem_limit
     rng = random.Random(7)
@@ -142,13 +143,13 @@ def test_kernel_oracle_leaves_a_users_device_untouched(user_device, capsys):
         kz.compact()
         kz.set_mem_limit(1 << 20)
         kz.reset_mem_used_max()
+    assert _state(dev) == before, "changed by a KernelZram session"
 
     # 3. `zsmalloc conform` for a few hundred operations
     from zsmalloc.cli import main
     assert main(["conform", "--ops", "300"]) == 0
     assert "zero divergences" in capsys.readouterr().out
-
-    assert _state(dev) == before
+    assert _state(dev) == before, "changed by zsmalloc conform"
     assert _direct_io(dev) == pages
     # other engineers' tests may hot-add devices of their own meanwhile: a leak of ours
     # stays, theirs go within seconds
