@@ -663,7 +663,8 @@ def stateful_machines(profile: str, interrupts: bool = True):
               rnd=st.randoms(use_true_random=False))
         def interrupted_write(self, i, n, rnd):
             """A write stopped at its n-th line of allocator code: old or new page."""
-            page = self._page("small", n * 7, rnd)
+            # a unique first word: the new page cannot equal the old one (or zeros)
+            page = next(_key).to_bytes(8, "little") + self._page("small", n * 7, rnd)[8:]
             try:
                 with InterruptAt(n):
                     self.z.write(i, page)
@@ -674,8 +675,6 @@ def stateful_machines(profile: str, interrupts: bool = True):
                 "an interrupted write left neither the old nor the new page"
             if now == page:
                 self.model[i] = page
-            else:
-                self.model.pop(i, None) if now == bytes(4096) and i not in self.model else None
 
         @invariant()
         def consistent(self):
@@ -698,13 +697,14 @@ def run_stateful(profiles, examples: int, seed: int) -> list:
     for prof in profiles:
         for machine in stateful_machines(prof):
             s = settings(max_examples=examples, stateful_step_count=40, deadline=None,
-                         derandomize=True, database=None,
+                         derandomize=True, database=None, report_multiple_bugs=False,
                          suppress_health_check=list(HealthCheck))
             try:
                 run_state_machine_as_test(machine, settings=s)
                 out.append((machine.__name__, None))
-            except Exception as e:
-                out.append((machine.__name__, f"{type(e).__name__}: {str(e)[:2000]}"))
+            except Exception as e:      # hypothesis adds the shrunk steps to the message
+                notes = "\n".join(getattr(e, "__notes__", []))
+                out.append((machine.__name__, f"{type(e).__name__}: {e}\n{notes}"[:3000]))
     return out
 
 
@@ -754,7 +754,8 @@ def main(argv=None) -> int:
         print(f"\n## Stateful ({a.stateful_examples} examples of up to 40 steps each)\n")
         for name, err in run_stateful(a.profile or PROFILES, a.stateful_examples, a.seed):
             ok &= err is None
-            print(f"- {name}: {'OK' if err is None else 'FAILED: ' + err}")
+            print(f"- {name}: {'OK' if err is None else 'FAILED: ' + err}".rstrip()
+                  .replace("\n", "\n    "))
     kinds = ("plain", "concurrent") if a.pool == "both" else (a.pool,)
     for kind in kinds:
         f = run_threads(kind, a.ops, a.threads, a.seconds, a.seed, not a.no_interrupts)
