@@ -149,6 +149,7 @@ class Figures:
     mallocs: int = 0
     frees: int = 0
     frees_of_others: int = 0
+    discards: int = 0
     writes: int = 0
     reads: int = 0
     compactions: int = 0
@@ -452,6 +453,118 @@ class ThreadSoak:
                                      f"or lost objects)")
 
 
+class ZramSoak(ThreadSoak):
+    """The threads soak on a Zram: each thread writes, reads and discards pages in its own
+    index range while compaction, migration and Ctrl-C go on. Every page starts with a
+    unique word, so an interrupted write is resolved exactly: the slot must hold the old
+    page or the new one."""
+
+    OPS = ("write", "read", "discard", "compact")
+    WEIGHTS = (50, 34, 14, 2)
+    PER_THREAD = 256          # slots each thread owns
+
+    def __init__(self, z, label, ops, threads, seconds, seed, interrupts):
+        super().__init__(z.pool, label, ops, threads, seconds, seed, interrupts)
+        self.z = z
+        self.zero = bytes(4096)
+        self.pages = [dict() for _ in range(threads)]     # per thread: index -> page
+
+    @staticmethod
+    def _page(rng) -> bytes:
+        key = next(_key).to_bytes(8, "little")
+        kind = rng.random()
+        if kind < 0.15:
+            return key * 512                              # same-filled
+        if kind < 0.25:
+            return key + rng.randbytes(4088)              # incompressible: stored raw
+        n = rng.randint(9, 3000)
+        return key + rng.randbytes(n - 8) + bytes(4096 - n)
+
+    def _resolve(self, mine, i, new=None) -> None:
+        """After an interrupted write (``new``) or discard: old, new or (discard) zeros."""
+        now = self.z.read(i)
+        if new is not None and now == new:
+            mine[i] = new
+        elif new is None and now == self.zero:
+            mine.pop(i, None)
+        elif now != mine.get(i, self.zero):
+            with self.lock:
+                self.fig.wrong_bytes += wrong_bytes(now, mine.get(i, self.zero))
+            self._fail(f"interrupted {'write' if new else 'discard'} left slot {i} with "
+                       f"another page than the old or the new one")
+
+    def _step(self, t, rng, op) -> None:
+        mine = self.pages[t]
+        lo = t * self.PER_THREAD
+        i = lo + rng.randrange(self.PER_THREAD)
+        if op == "write":
+            page = self._page(rng)
+            try:
+                self.call(self.z.write, i, page)
+                mine[i] = page
+            except KeyboardInterrupt:
+                self._resolve(mine, i, page)
+            with self.lock:
+                self.fig.writes += 1
+        elif op == "read":
+            while True:
+                try:
+                    got = self.call(self.z.read, i)
+                    break
+                except KeyboardInterrupt:
+                    continue
+            bad = wrong_bytes(got, mine.get(i, self.zero))
+            if bad:
+                with self.lock:
+                    self.fig.wrong_bytes += bad
+                self._fail(f"read: slot {i} read back {bad} wrong byte(s)")
+            with self.lock:
+                self.fig.reads += 1
+        elif op == "discard":
+            n = min(rng.randint(1, 4), lo + self.PER_THREAD - i)
+            try:
+                self.call(self.z.discard, i, n)
+                for j in range(i, i + n):
+                    mine.pop(j, None)
+            except KeyboardInterrupt:
+                for j in range(i, i + n):
+                    self._resolve(mine, j)
+            with self.lock:
+                self.fig.discards += 1
+        else:
+            self._compact()
+
+    def _final_check(self) -> None:
+        z = self.z
+        stored = sum(len(m) for m in self.pages)
+        self.fig.live_objects = stored
+        try:
+            z.pool.free_work()
+            for t, mine in enumerate(self.pages):
+                for i in range(t * self.PER_THREAD, (t + 1) * self.PER_THREAD):
+                    bad = wrong_bytes(z.read(i), mine.get(i, self.zero))
+                    if bad:
+                        self.fig.wrong_bytes += bad
+                        self.fig.failures.append(f"end: slot {i} has {bad} wrong byte(s)")
+            z.pool.check()
+        except Exception as e:
+            self.fig.failures.append(f"end: {type(e).__name__}: {e}")
+        m = z.mm_stat()
+        if m.orig_data_size != stored * 4096:
+            self.fig.failures.append(f"end: mm_stat orig_data_size {m.orig_data_size}, the "
+                                     f"model has {stored} pages")
+
+
+def run_zram(kind: str, ops: int, threads: int, seconds: float, seed: int,
+             interrupts: bool, profile: str = "linux-6.18") -> Figures:
+    z = zsmalloc.Zram(threads * ZramSoak.PER_THREAD * 4096, "lz4", PoolConfig(profile=profile),
+                      concurrent=kind == "concurrent")
+    fig = ZramSoak(z, f"{kind} Zram, {profile}", ops, threads, seconds, seed, interrupts).run()
+    if not fig.stuck:
+        z.close()
+    return fig
+
+
 def make_pool(kind: str, profile: str):
     cfg = PoolConfig(profile=profile)
     return Pool(cfg, concurrent=True) if kind == "concurrent" else Pool(cfg)
@@ -714,13 +827,17 @@ def _print_figures(f: Figures) -> None:
     rate = f.ops / f.seconds if f.seconds else 0
     print(f"\n## Threads: {f.label}\n")
     print(f"- operations: {f.ops:,} in {f.seconds:.1f} s ({rate:,.0f}/s)")
-    print(f"- mallocs {f.mallocs:,}, writes {f.writes:,}, reads {f.reads:,}, frees {f.frees:,} "
-          f"({f.frees_of_others:,} of another thread's objects)")
+    if "Zram" in f.label:
+        print(f"- writes {f.writes:,}, reads {f.reads:,}, discards {f.discards:,}")
+    else:
+        print(f"- mallocs {f.mallocs:,}, writes {f.writes:,}, reads {f.reads:,}, frees "
+              f"{f.frees:,} ({f.frees_of_others:,} of another thread's objects)")
     print(f"- compactions {f.compactions:,} ({f.pages_compacted:,} pages freed), migrations "
           f"{f.migrations:,} ({f.migrations_refused:,} refused as busy)")
     print(f"- interrupts: {f.interrupts_sent:,} sent, {f.interrupts_raised:,} raised inside "
           f"allocator code, {f.interrupts_between_ops:,} landed between operations")
-    print(f"- live objects at the end {f.live_objects:,}; wrong bytes {f.wrong_bytes:,}; "
+    print(f"- live {'pages' if 'Zram' in f.label else 'objects'} at the end "
+          f"{f.live_objects:,}; wrong bytes {f.wrong_bytes:,}; "
           f"check(): {'passed' if not any('end:' in x for x in f.failures) else 'FAILED'}")
     print(f"- result: {'OK' if f.ok else 'FAILED'}")
     for x in f.failures[:10]:
@@ -733,7 +850,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=600.0, help="time cap per pool kind")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--pool", choices=("plain", "concurrent", "both"), default="both")
+    ap.add_argument("--pool", choices=("plain", "concurrent", "both"), default="both",
+                    help="plain Pool()/Zram() or the concurrent=True ones (default both)")
+    ap.add_argument("--target", choices=("pool", "zram", "both"), default="both",
+                    help="what the threads drive (default both)")
     ap.add_argument("--profile", action="append", choices=PROFILES,
                     help="profile(s) for the stateful part (default: all)")
     ap.add_argument("--no-interrupts", action="store_true")
@@ -757,10 +877,13 @@ def main(argv=None) -> int:
             print(f"- {name}: {'OK' if err is None else 'FAILED: ' + err}".rstrip()
                   .replace("\n", "\n    "))
     kinds = ("plain", "concurrent") if a.pool == "both" else (a.pool,)
-    for kind in kinds:
-        f = run_threads(kind, a.ops, a.threads, a.seconds, a.seed, not a.no_interrupts)
-        _print_figures(f)
-        ok &= f.ok
+    runners = {"pool": (run_threads,), "zram": (run_zram,),
+               "both": (run_threads, run_zram)}[a.target]
+    for run in runners:
+        for kind in kinds:
+            f = run(kind, a.ops, a.threads, a.seconds, a.seed, not a.no_interrupts)
+            _print_figures(f)
+            ok &= f.ok
     print(f"\nsoak: {'OK' if ok else 'FAILED'}")
     return 0 if ok else 1
 

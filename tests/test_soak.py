@@ -3,7 +3,8 @@
 The long runs are marked ``slow`` (``pytest --run-slow``): hypothesis state machines for a
 Pool and a Zram of every profile against a dict model, with and without interrupts stopping
 an operation mid-way; threads freeing each other's objects while compaction, migration and
-the deferred-free worker run, on a plain and a concurrent Pool; and the acceptance run,
+the deferred-free worker run, on a plain and a concurrent Pool; threads writing, reading
+and discarding zram pages under random Ctrl-C; and the acceptance run,
 10**6 operations with 8 threads and random Ctrl-C. The quick tests here check the soak
 itself: that it notices a planted corruption, a leak and a lost free, so its passing means
 something.
@@ -75,6 +76,7 @@ def test_stateful_machine_notices_a_planted_fault(monkeypatch, method):
 
 @pytest.mark.parametrize("method", ["read", "free"])
 def test_thread_soak_notices_a_planted_fault(method):
+    """A flipped byte on read is counted; a free that does nothing is a leak at the end."""
     pool = _Faulty(soak.make_pool("concurrent", "linux-6.18"), method, 50)
     fig = soak.ThreadSoak(pool, "faulty", 3000, 2, 30, 1, interrupts=False).run()
     assert not fig.ok
@@ -139,6 +141,13 @@ def test_threads_free_each_others_objects(kind):
 @pytest.mark.parametrize("kind", ["plain", "concurrent"])
 def test_threads_with_random_ctrl_c(kind):
     _assert_ok(soak.run_threads(kind, 100_000, 4, 120, seed=4, interrupts=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["plain", "concurrent"])
+def test_zram_threads_with_random_ctrl_c(kind):
+    """Each thread its own slots; an interrupted write leaves the old or the new page."""
+    _assert_ok(soak.run_zram(kind, 100_000, 4, 120, seed=5, interrupts=True))
 
 
 @pytest.mark.slow
