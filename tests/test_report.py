@@ -102,8 +102,8 @@ def test_trace_written_and_replayable(quick):
     assert recs and type(recs[-1]).__name__ == "Compact"   # the run ends on a compaction
 
 
-def test_slot_store_over_a_pool_matches_the_zram_model(quick):
-    """The peers' slot layer, given a zsmalloc Pool, must count what trace.replay's ZramModel
+def test_slot_store_over_a_pool_matches_the_replayed_zram(quick):
+    """The peers' slot layer, given a zsmalloc Pool, must count what trace.replay's Zram
     counts: same pages at the end and at the peak, same compressed bytes."""
     _, out = quick
     recs = list(read_trace(str(out / "workload-4096.zstrace.gz")))
