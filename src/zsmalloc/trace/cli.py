@@ -40,7 +40,12 @@ def cmd_record_demo(args) -> int:
     from .recorder import RecordingZram, demo_session
     cfg = PoolConfig(profile=args.profile or "linux-6.18", chain_size=args.chain_size,
                      page_size=args.page_size or 4096)
-    z = Zram(args.disksize, "lz4", cfg)
+    disksize = parse_size(args.disksize, "--disksize")
+    cap = parse_size(args.max_size, "--max-size")
+    if disksize > cap:       # the slot table is allocated at once: check before it is
+        raise ValueError(f"--disksize {args.disksize} is {format_size(disksize)}, over the cap "
+                         f"of {format_size(cap)}; raise it with --max-size if that is meant")
+    z = Zram(disksize, "lz4", cfg)
     try:
         with TraceWriter.for_zram(z, args.out) as w:
             w.comment(f"zsmalloc record-demo --ops {args.ops} --seed {args.seed}"
@@ -62,13 +67,6 @@ def cmd_record_demo(args) -> int:
     print(f"io_stat: {str(z.io_stat()).strip()}")
     print(f"replay it with: zsmalloc replay {args.out}")
     return 0
-
-
-def _positive(s: str) -> int:
-    v = int(s)
-    if v <= 0:
-        raise ValueError(f"{s!r} must be positive")
-    return v
 
 
 def register(sub, add_config_args, config_fn) -> None:
@@ -102,8 +100,11 @@ def register(sub, add_config_args, config_fn) -> None:
     p.set_defaults(profile=None, page_size=None, chain_size=None)
     p.add_argument("--ops", type=int, default=2000, help="operations (default 2000)")
     p.add_argument("--seed", type=int, default=1, help="seed (default 1)")
-    p.add_argument("--disksize", type=_positive, default=64 << 20,
-                   help="device size in bytes (default 64 MiB)")
+    p.add_argument("--disksize", default="64M",
+                   help="device size: bytes, or with a K/M/G/T suffix (default 64M)")
+    p.add_argument("--max-size", default=str(DEFAULT_MAX_SIZE), metavar="SIZE",
+                   help=f"refuse a --disksize above this (default "
+                        f"{format_size(DEFAULT_MAX_SIZE).replace(' ', '')})")
     p.add_argument("--data", action="store_true",
                    help="keep each page's data (D records) so other compressors can replay it")
     p.add_argument("--json", action="store_true", help="machine-readable output")
