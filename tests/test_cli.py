@@ -80,6 +80,8 @@ def _hostile_cases(tmp):
         (["report", "--out", str(tmp / "r"), "--chains", "99", "--no-progress"], "99"),
         (["report", "--out", str(tmp / "r"), "--profiles", "linux-9", "--no-progress"], "linux-9"),
         (["report", "--out", str(tmp / "r"), "--rounds", "0", "--no-progress"], "0"),
+        (["report", "--out", str(tmp / "r"), "--pages", "100000000000", "--no-progress"],
+         "100000000000"),
     ]
 
 

@@ -17,7 +17,7 @@ Also: :mod:`.pagefile` (``save_pages`` / ``load_pages``, the ZSPAGES1 format),
 
 from .anon import CHILD_BUDGET, ChildHeap, child_anon_pages
 from .cli import SOURCES, register
-from .common import SYS_PAGE, rss
+from .common import SYS_PAGE, mem_available, rss
 from .files import ELF_DIRS, elf_files, elf_pages, text_files, text_pages
 from .mixed import MIX, mixed_pages
 from .pagefile import MAGIC, PageFileError, load_pages, save_pages
@@ -28,4 +28,4 @@ __all__ = ["child_anon_pages", "elf_pages", "text_pages", "mixed_pages", "save_p
            "load_pages", "PageFileError", "summarize", "format_summary", "WORKLOADS",
            "workload_ops", "apply", "swap_in_wave", "rss", "register", "ChildHeap",
            "elf_files", "text_files", "ELF_DIRS", "MIX", "HUGE_4K", "SYS_PAGE", "MAGIC",
-           "SOURCES", "CHILD_BUDGET"]
+           "SOURCES", "CHILD_BUDGET", "mem_available"]

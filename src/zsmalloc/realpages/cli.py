@@ -13,6 +13,7 @@ import sys
 import time
 
 from .anon import child_anon_pages
+from .common import mem_available
 from .files import elf_pages, text_pages
 from .mixed import mixed_pages
 from .pagefile import save_pages
@@ -23,25 +24,13 @@ __all__ = ["SOURCES", "cmd_pages", "register", "check_request"]
 SOURCES = ("anon", "elf", "text", "mixed")
 
 
-def _mem_available() -> int | None:
-    """MemAvailable from /proc/meminfo in bytes, or None where there is none."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def check_request(n: int, page_size: int, out: str, available: int | None = None) -> None:
     """ValueError naming N or OUT when the request cannot be met: N below 1, N pages (held
     in memory, plus as much again while they are saved and summarized) above half the
     memory available, or OUT in a directory that is missing or not writable."""
     if n < 1:
         raise ValueError(f"N {n} must be at least 1")
-    avail = _mem_available() if available is None else available
+    avail = mem_available() if available is None else available
     need = n * page_size
     if avail is not None and 2 * need > avail:
         most = max(0, avail // 2 // page_size)

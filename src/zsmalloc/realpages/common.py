@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 
-__all__ = ["SYS_PAGE", "check_n", "check_page_size", "rss"]
+__all__ = ["SYS_PAGE", "check_n", "check_page_size", "rss", "mem_available"]
 
 SYS_PAGE = mmap.PAGESIZE
 
@@ -21,6 +21,18 @@ def check_page_size(page_size) -> int:
             or page_size > 1 << 20 or page_size & (page_size - 1):
         raise ValueError(f"page_size must be a power of two from 512 to 1 MiB, got {page_size!r}")
     return page_size
+
+
+def mem_available() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes, or None where there is none."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def rss() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+from ..realpages import mem_available
 from . import plots
 from .baselines import BASELINE_STORES, baseline_rows, measure_baselines
 from .markdown import PNGS, report_markdown
@@ -49,6 +50,13 @@ def run_report(out_dir: str, *, pages: int | None = None, quick: bool = False,
     for P in {s.page_size for s in specs}:
         if n4k * 4096 // P < 16:
             raise ReportError(f"--pages {n4k} gives fewer than 16 pages of {P} bytes")
+    avail = mem_available()
+    need = 3 * n4k * 4096        # the pages, the recording device, a replay's pool
+    if avail is not None and need > avail // 2:
+        raise ReportError(f"--pages {n4k} ({n4k * 4096 / 2**30:,.1f} GiB of pages, about "
+                          f"{need / 2**30:,.1f} GiB in use at once) is more than half of the "
+                          f"{avail / 2**30:.1f} GiB available; ask for at most "
+                          f"{avail // 2 // (3 * 4096):,}")
     os.makedirs(out_dir, exist_ok=True)
     sizes = list(dict.fromkeys(s.page_size for s in specs))
     timings: dict = {}
