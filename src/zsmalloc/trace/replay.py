@@ -150,6 +150,7 @@ class Replayer:
         self.records = 0
         self.num_writes = 0
         self.num_reads = 0
+        self._failed = 0                           # the device's failed_writes so far
         self.counts: Counter = Counter()
 
     def _zram(self) -> Zram:
@@ -181,17 +182,16 @@ class Replayer:
         """A zram write; a refusal by mem_limit (the device counts it in failed_writes) is
         what the trace recorded, so it is replayed, not raised. Any other MemoryError is
         real and propagates."""
-        z = self._zram()
         self.num_writes += 1
-        failed = z.io_stat().failed_writes
         try:
             write(*args)
-        except MemoryError:
-            if z.io_stat().failed_writes == failed:
+        except (MemoryError, OSError):
+            # failed_writes moves only here (and to 0 on reset): the cached count says
+            # whether the device counted this failure as its own
+            now = self.zram.io_stat().failed_writes
+            if now == self._failed:
                 raise
-        except OSError:
-            if z.io_stat().failed_writes == failed:   # not the device's compression failure
-                raise
+            self._failed = now
 
     def _w(self, r):
         self._write(self._zram().write_compressed, r.index, r.comp_len)
@@ -227,6 +227,7 @@ class Replayer:
 
     def _r(self, r):
         self._zram().reset()
+        self._failed = 0
 
     def _a(self, r):
         pool = self._pool()
