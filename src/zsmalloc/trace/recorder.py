@@ -76,7 +76,6 @@ class RecordingZram:
     def write(self, index, page) -> None:
         """Kernel: zram_write_page. Records ``S``/``W`` (or ``D``), including refused writes."""
         z = self.zram
-        w = self.writer
         with self._lock:
             try:
                 z.write(index, page)
