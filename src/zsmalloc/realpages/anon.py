@@ -16,12 +16,12 @@ import struct
 import subprocess
 import sys
 
-from . import heap as _heap
 from .common import SYS_PAGE, check_n, check_page_size
 
 __all__ = ["ChildHeap", "child_anon_pages", "CHILD_BUDGET"]
 
-_HEAP_PROGRAM = os.path.abspath(_heap.__file__)   # run by path with -I: see heap.py
+# run by path with -I (see heap.py); not imported here, so `python -m` of it stays clean
+_HEAP_PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "heap.py")
 _CHILD_TIMEOUT = 120.0          # seconds for the child to build its heap
 CHILD_BUDGET = 32 << 20         # bytes of data each child builds (one size: a stable mix)
 

@@ -166,4 +166,7 @@ def baseline_markdown(rows: list[dict], page_size: int) -> str:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m zsmalloc.report.baselines STORE PAGES_FILE PAGE_SIZE "
+                 f"(STORE: {', '.join(BASELINE_STORES)})")
     child_main(sys.argv[1:])
