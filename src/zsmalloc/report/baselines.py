@@ -1,89 +1,20 @@
 """Python baselines: the same pages held by our Zram, a dict of lz4 bytes and
-``zict.Func``, each measured in a fresh interpreter (``python -m zsmalloc.report.baselines``)."""
+``zict.Func``, each measured in a fresh interpreter (:mod:`.baseline_child`)."""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from ..config import PoolConfig
-from ..realpages import rss
 from .specs import ReportError
 
 __all__ = ["BASELINE_STORES", "measure_baselines", "baseline_rows", "baseline_markdown"]
 
 BASELINE_STORES = ("zram", "dict-lz4", "zict-lz4")
-
-
-def child_main(argv) -> None:
-    """Child entry (``python -m zsmalloc.report.baselines kind path page_size``): hold the
-    saved pages in one store; prints one JSON line with the measurements."""
-    import cramjam
-    from ..realpages import load_pages
-    kind, path, P = argv[0], argv[1], int(argv[2])
-    pages = load_pages(path, P)
-    n = len(pages)
-    comp, decomp = cramjam.lz4.compress_block, cramjam.lz4.decompress_block
-
-    # bytes(): a cramjam Buffer may keep spare capacity; a dict of bytes holds exactly them
-    def dump(page):
-        return bytes(comp(page, store_size=False))
-
-    def load(blob):
-        return bytes(decomp(blob, output_len=P))
-
-    # imports before the first RSS sample: only the store's own memory should count
-    from ..zram import Zram
-    import zict
-    dump(pages[0]), load(dump(pages[0]))
-    gc.collect()
-    gc.disable()
-    r0 = rss()
-    t0 = time.perf_counter()
-    if kind == "zram":
-        store = Zram(n * P, "lz4", PoolConfig(page_size=P))
-        w = store.write
-        for i, pg in enumerate(pages):
-            w(i, pg)
-        read = store.read
-    elif kind == "dict-lz4":
-        store = {}
-        for i, pg in enumerate(pages):
-            store[i] = dump(pg)
-        d = store
-
-        def read(i):
-            return load(d[i])
-    elif kind == "zict-lz4":
-        store = zict.Func(dump, load, {})
-        for i, pg in enumerate(pages):
-            store[i] = pg
-        read = store.__getitem__
-    else:
-        raise ReportError(f"unknown baseline store {kind!r}; use one of {BASELINE_STORES}")
-    t1 = time.perf_counter()
-    r1 = rss()
-    t2 = time.perf_counter()
-    for i in range(n):
-        read(i)
-    t3 = time.perf_counter()
-    gc.enable()
-    bad = sum(read(i) != pages[i] for i in range(0, n, max(1, n // 200)))
-    if kind == "zram":
-        m = store.mm_stat()
-        extra = {"mem_used_total": m.mem_used_total, "compr_data_size": m.compr_data_size}
-    elif kind == "dict-lz4":
-        extra = {"compr_data_size": sum(map(len, store.values()))}
-    else:
-        extra = {"compr_data_size": sum(map(len, store.d.values()))}
-    print(json.dumps({"kind": kind, "pages": n, "rss_growth": r1 - r0, "write_s": t1 - t0,
-                      "read_s": t3 - t2, "bad_reads": bad, **extra}))
 
 
 def _child_env() -> dict:
@@ -97,7 +28,7 @@ def _child_env() -> dict:
 def measure_baselines(pages: list, runs: int = 3, stores=BASELINE_STORES, on_run=None) -> dict:
     """Hold ``pages`` in each store ``runs`` times, each time in a fresh interpreter.
 
-    Returns ``{store: [measurement dict, ...]}`` (see ``child_main``): RSS growth
+    Returns ``{store: [measurement dict, ...]}`` (see ``baseline_child.child_main``): RSS growth
     while filling, write and read seconds, compressed bytes. Runs are interleaved across
     stores so a slow spell of the machine does not land on one store. ``on_run()`` after
     each child. Cost: one interpreter start (~0.2 s) plus the fill and the reads per run.
@@ -117,7 +48,7 @@ def measure_baselines(pages: list, runs: int = 3, stores=BASELINE_STORES, on_run
         env = _child_env()
         for _ in range(runs):
             for s in stores:
-                cp = subprocess.run([sys.executable, "-m", "zsmalloc.report.baselines", s, path, str(P)], env=env,
+                cp = subprocess.run([sys.executable, "-m", "zsmalloc.report.baseline_child", s, path, str(P)], env=env,
                                     capture_output=True, text=True, timeout=600)
                 if cp.returncode != 0:
                     raise RuntimeError(f"baseline child for {s} failed: {cp.stderr[-2000:]}")
@@ -163,10 +94,3 @@ def baseline_markdown(rows: list[dict], page_size: int) -> str:
             f"{d['read_pps'] * mb:.0f} ({d['read_lo'] * mb:.0f}..{d['read_hi'] * mb:.0f}) | "
             f"{d['bad_reads']} |")
     return "\n".join(out) + "\n"
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: python -m zsmalloc.report.baselines STORE PAGES_FILE PAGE_SIZE "
-                 f"(STORE: {', '.join(BASELINE_STORES)})")
-    child_main(sys.argv[1:])
