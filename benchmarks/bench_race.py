@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import Printer, Table, header_lines  # noqa: E402
 
 import zsmalloc  # noqa: E402
-from zsmalloc.concurrent import race  # noqa: E402
+from zsmalloc.race import race  # noqa: E402
 
 
 def main(argv=None) -> int:

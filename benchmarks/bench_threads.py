@@ -1,6 +1,8 @@
-"""Thread scaling: our ConcurrentZram and the kernel's /dev/zram0 with 1, 2, 4 and 8 threads.
+"""Thread scaling: our ConcurrentZram and the kernel's zram with 1, 2, 4 and 8 threads.
 
-Run from the repository root (as root, for /dev/zram0)::
+The kernel side uses a zram device of its own (``KernelZram`` hot-adds one for each run and
+removes it after; a configured /dev/zram0 is never touched). Run from the repository root
+(as root, for hot_add)::
 
     PYTHONPATH=src python benchmarks/bench_threads.py [--runs 5] [--pages N] [--threads 1,2,4,8] [--quick] [--markdown]
 
@@ -9,12 +11,13 @@ child process we start, ELF and text pages) to a fresh device, each thread its o
 index range, then reads them back the same way. Aggregate pages/s = all pages / wall time
 (first thread start to last thread end). Ours: ``Zram(disksize, "lz4", concurrent=True)``
 (a ConcurrentZram), ``write(index, page)`` / ``read(index)``. Kernel: each thread has its own
-O_DIRECT fd on /dev/zram0 (opened inside a ``KernelZram`` context, which holds the device
-lock and resets the device) and its own aligned buffer, and loops over ``os.pwrite`` /
+O_DIRECT fd on that device (opened inside a ``KernelZram`` context, which hot-adds it and
+removes it after) and its own aligned buffer, and loops over ``os.pwrite`` /
 ``os.preadv``, one page per request. The single-threaded ``Zram`` class (no locks) is run
 too, as the 1-thread reference for the cost of the locks.
 
-Without a usable /dev/zram0 the kernel columns are left out and the reason is printed.
+Without zram hot_add (not root, no zram module) the kernel columns are left out and the
+reason is printed.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ def run_ours(pages, k: int, concurrent: bool = True, verify: bool = False):
 
 
 def run_kernel(pages, k: int, verify: bool = False):
-    """The same on /dev/zram0: each thread its own O_DIRECT fd and aligned buffer."""
+    """The same on a kernel zram device of its own: each thread its own O_DIRECT fd and
+    aligned buffer."""
     n = len(pages)
     rs = _ranges(n, k)
     with KernelZram(n * PAGE, "lz4") as kz:
@@ -216,7 +220,8 @@ def main(argv=None) -> int:
     out.heading("Machine")
     out.text("\n".join(header_lines(cmd.strip())))
     ok, why = kernel_available()
-    out.text("- kernel device: /dev/zram0 (lz4), reset before and after each use" if ok else
+    out.text("- kernel device: a zram device of its own (lz4), hot-added for each run and "
+             "removed after" if ok else
              f"- kernel device: NOT USED ({why}); kernel columns are left out")
 
     out.heading("Pages")

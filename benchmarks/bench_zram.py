@@ -1,6 +1,8 @@
-"""zram benchmark: our ``zsmalloc.Zram`` next to the kernel's /dev/zram0, in the same run.
+"""zram benchmark: our ``zsmalloc.Zram`` next to the kernel's zram, in the same run.
 
-Run from the repository root (as root, for /dev/zram0)::
+The kernel side uses a zram device of its own: ``KernelZram`` hot-adds one through
+/sys/class/zram-control for each use and removes it after, so a /dev/zram0 someone
+configured is never touched. Run from the repository root (as root, for hot_add)::
 
     PYTHONPATH=src python benchmarks/bench_zram.py [--runs 5] [--pages N] [--rss-gib 1.0] [--quick] [--markdown]
 
@@ -23,7 +25,7 @@ Sections (each prints tables; the machine and the date come first):
    1.0x the kernel through KernelZram.
 4. Profile: cProfile of our write loop and read loop on all pages, top functions by tottime.
 
-Without a usable /dev/zram0 (not root, missing, busy) the kernel rows are left out and the
+Without zram hot_add (not root, no zram module) the kernel rows are left out and the
 reason is printed; our figures and the dict floor still run.
 """
 
@@ -201,8 +203,8 @@ def run_dict(pages, verify=False):
 
 
 IMPLS = (("ours", "our Zram", run_ours, False),
-         ("kernel", "kernel /dev/zram0 via KernelZram", run_kernel, True),
-         ("raw", "kernel /dev/zram0, bare pwrite/preadv", run_kernel_raw, True),
+         ("kernel", "kernel zram via KernelZram", run_kernel, True),
+         ("raw", "kernel zram, bare pwrite/preadv", run_kernel_raw, True),
          ("dict", "dict of lz4 bytes", run_dict, False))
 
 
@@ -347,7 +349,8 @@ def main(argv=None) -> int:
     out.text("\n".join(header_lines(cmd.strip())))
     ok, why = kernel_available()
     if ok:
-        out.text("- kernel device: /dev/zram0 (lz4), reset before and after each use")
+        out.text("- kernel device: a zram device of its own (lz4), hot-added for each use and "
+                 "removed after")
     else:
         out.text(f"- kernel device: NOT USED ({why}); kernel rows and ratios are left out")
 
@@ -394,7 +397,7 @@ def main(argv=None) -> int:
                    "(the page list already allocated, garbage collected and malloc_trim'd). "
                    "Python metadata = Pool.metadata_bytes() (handle table, zspage and frame "
                    "records); rest = RSS growth - used - slots - metadata (interpreter and "
-                   "allocator slack). Kernel: mem_used_total from /sys/block/zram0/mm_stat; its "
+                   "allocator slack). Kernel: mem_used_total from its own device's mm_stat; its "
                    f"slot table is {KERNEL_SLOT_BYTES} B a slot (vmalloc'd, not in mm_stat); its "
                    "'RSS growth' is this process's during the kernel fill: the kernel's memory "
                    "is in no process's RSS.")
@@ -403,7 +406,7 @@ def main(argv=None) -> int:
           f"{growth - used - slot - meta:,}", f"{m['fill_s']:.1f} s")
     if ok:
         km = m["k_mm"]
-        t.add("kernel /dev/zram0", f"{km[2]:,}", f"{KERNEL_SLOT_BYTES * n_fill:,}",
+        t.add("kernel zram", f"{km[2]:,}", f"{KERNEL_SLOT_BYTES * n_fill:,}",
               f"{m['k_rss']:,}", "", "", "", "", f"{m['k_fill_s']:.1f} s")
     out.table(t)
     t = Table("mm_stat after the fill", ["field", "our Zram", "kernel", "ours - kernel"]

@@ -2,6 +2,7 @@
 format, and workloads applied to a Zram with every page read back checked."""
 
 import io
+import json
 import os
 import struct
 import sys
@@ -91,7 +92,7 @@ def test_child_heap_ends_child_on_error():
 
 @needs_proc
 def test_more_children_when_one_is_not_enough(monkeypatch):
-    monkeypatch.setattr(rp, "_CHILD_BUDGET", 0)   # a bare interpreter: a few thousand pages
+    monkeypatch.setattr(rp.anon, "CHILD_BUDGET", 0)   # a bare interpreter: a few thousand pages
     with rp.ChildHeap(seed=0) as c:
         one = len(c.resident_pages())
     stats = {}
@@ -324,3 +325,49 @@ def test_cli_pages(tmp_path):
     s = rp.summarize(pages)
     assert f"median {s['median']}" in text and f"max {s['max']}" in text
     assert f"{s['same_filled']} same-filled" in text and f"{s['huge']} huge" in text
+
+
+# ---- `zsmalloc pages`: the request is checked before memory is used (issue: reliability) ----
+
+def test_pages_refuses_a_request_larger_than_memory_at_once(tmp_path):
+    """`zsmalloc pages anon 10000000000` grew memory without a check; now one line, exit 2,
+    before any child process starts."""
+    import signal
+    import subprocess
+    out = tmp_path / "x.pages"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "zsmalloc", "pages", "anon", "10000000000",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("still reading pages after 30 s: the request was not checked first")
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, err
+    assert "10000000000" in lines[0] and "at most" in lines[0]
+    assert not out.exists()
+
+
+def test_check_request_names_the_bad_value(tmp_path):
+    from zsmalloc.realpages.cli import check_request
+    check_request(1000, 4096, str(tmp_path / "ok.pages"), available=1 << 30)
+    with pytest.raises(ValueError, match=r"N 200000 pages .* ask for at most 131,072"):
+        check_request(200000, 4096, str(tmp_path / "ok.pages"), available=1 << 30)
+    with pytest.raises(ValueError, match="N 0 must be at least 1"):
+        check_request(0, 4096, str(tmp_path / "ok.pages"))
+    with pytest.raises(ValueError, match="missing or not writable"):
+        check_request(10, 4096, str(tmp_path / "no" / "such" / "x.pages"))
+    with pytest.raises(ValueError, match="is a directory"):
+        check_request(10, 4096, str(tmp_path))
+
+
+@needs_proc
+def test_pages_reports_progress_per_child_on_stderr(tmp_path, capsys):
+    from zsmalloc.cli import main
+    assert main(["pages", "anon", "200", str(tmp_path / "a.pages"), "--json"]) == 0
+    cap = capsys.readouterr()
+    assert "read 200 of 200 anon pages" in cap.err
+    assert json.loads(cap.out)["pages"] == 200          # stdout stays machine-readable

@@ -102,8 +102,8 @@ def test_trace_written_and_replayable(quick):
     assert recs and type(recs[-1]).__name__ == "Compact"   # the run ends on a compaction
 
 
-def test_slot_store_over_a_pool_matches_the_zram_model(quick):
-    """The peers' slot layer, given a zsmalloc Pool, must count what trace.replay's ZramModel
+def test_slot_store_over_a_pool_matches_the_replayed_zram(quick):
+    """The peers' slot layer, given a zsmalloc Pool, must count what trace.replay's Zram
     counts: same pages at the end and at the peak, same compressed bytes."""
     _, out = quick
     recs = list(read_trace(str(out / "workload-4096.zstrace.gz")))
@@ -123,6 +123,7 @@ def test_slot_store_over_a_pool_matches_the_zram_model(quick):
 
 @pytest.mark.parametrize("profile", ["linux-6.18", "linux-4.8"])
 def test_moved_count_against_object_copies(monkeypatch, profile):
+    from zsmalloc.report import runs
     """Objects moved (handle-table diff) == calls of compaction.move_object for 6.18, whose
     compaction moves an object at most once; <= them for 4.8 (the report marks it >=)."""
     import random
@@ -139,9 +140,9 @@ def test_moved_count_against_object_copies(monkeypatch, profile):
         hs = [pool.malloc(rng.choice((100, 700, 1500, 3000))) for _ in range(4000)]
         for h in rng.sample(hs, 2800):
             pool.free(h)
-        before = R._live_words(pool)
+        before = runs._live_words(pool)
         freed = pool.compact()
-        moved = R._moved_since(pool, before)
+        moved = runs._moved_since(pool, before)
         assert freed > 0 and moved > 0
         if profile == "linux-6.18":
             assert moved == len(calls)
@@ -193,3 +194,30 @@ def test_bench_baselines_quick_smoke():
                   "zbud", "z3fold", "zblock"):
         assert re.search(rf"^\| {re.escape(label)} \| [\d,]+ \|", outp, re.M), label
     assert "reproduces the recording device's mm_stat: yes" in outp
+
+
+# ---- citations a reader of the repository can open (issue: reliability) ----------------------
+
+_UNOPENABLE = re.compile(r"spec/|spec [A§]|spec peers|\bspec A\d|§\s?\d|peers\.md|kernel-zsmalloc\.md")
+
+
+def _front_end_sources():
+    """(name, text) of the report, trace and realpages modules (a module or a package)."""
+    import importlib
+    import pathlib
+    for mod in ("zsmalloc.report", "zsmalloc.trace", "zsmalloc.realpages"):
+        m = importlib.import_module(mod)
+        f = pathlib.Path(m.__file__)
+        files = sorted(f.parent.glob("*.py")) if f.name == "__init__.py" else [f]
+        for p in files:
+            yield f"{mod}:{p.name}", p.read_text()
+
+
+def test_report_text_cites_only_what_a_reader_can_open():
+    """The spec lives outside the repository (§ and A-numbers pointed at it); the report's
+    text names the kernel commits, docs and patches instead."""
+    bad = [(name, m.group(0)) for name, text in _front_end_sources()
+           for m in _UNOPENABLE.finditer(text)]
+    assert not bad, bad
+    for key, (_, src) in R.PUBLISHED.items():
+        assert src.startswith(("Linux commit", "Linux Documentation/", "\"[PATCH")), (key, src)

@@ -20,7 +20,7 @@ from zsmalloc.trace.format import (Compact, Discard, Free, Malloc, MemLimit, Poo
                                    ResetMax, TraceError, TraceHeader, TraceWriter, ZramData,
                                    ZramRead, ZramSame, ZramWrite, read_trace)
 from zsmalloc.trace.recorder import RecordingPool, RecordingZram, demo_session
-from zsmalloc.trace.replay import Replayer, ZramModel, config_for, replay
+from zsmalloc.trace.replay import Replayer, config_for, replay
 from zsmalloc.zram import pages as pg
 
 P = 4096
@@ -389,7 +389,8 @@ def test_acceptance_replay_reproduces_recorded_mm_stat(tmp_path, config, data):
     # replay record by record, checking every 100 records against the recorded snapshots
     tr = read_trace(path)
     assert config_for(tr.header) == config
-    rp = Replayer(config_for(tr.header), comp_algorithm=tr.header.comp)
+    rp = Replayer(config_for(tr.header), comp_algorithm=tr.header.comp,
+                  nr_pages=tr.header.nr_pages)
     checked = 0
     for i, rec in enumerate(tr, 1):
         rp.apply(rec)
@@ -437,11 +438,12 @@ def test_replay_on_other_configs_differs_plausibly(tmp_path):
     for cfg in [zsmalloc.PoolConfig(), zsmalloc.PoolConfig(chain_size=4),
                 zsmalloc.PoolConfig(chain_size=16), zsmalloc.PoolConfig("linux-4.8"),
                 zsmalloc.PoolConfig(page_size=16384)]:
+        ps = cfg.page_size
         res = replay(iter(recs), cfg)
         m = res.mm_stat
-        thr = ZramModel(cfg).huge_threshold
+        # zram's raw cut: 4.8's max_zpage_size (PAGE_SIZE/4*3), else zs_huge_class_size
+        thr = ps // 4 * 3 + 1 if cfg.profile == "linux-4.8" else zsmalloc.huge_class_size(cfg)
         ref = _reference_counters(recs, thr)
-        ps = cfg.page_size
         # what depends only on the trace and the huge threshold, exactly
         assert m.orig_data_size == ref["orig_data_size"] // P * ps
         assert (m.same_pages, m.huge_pages) == (ref["same_pages"], ref["huge_pages"])
@@ -565,8 +567,8 @@ def test_pool_trace_on_every_allocator_and_rejections():
 
 
 def test_replay_errors_name_the_line():
-    text = HDR + "\nW 1 100\nA 1 4096\n"
-    with pytest.raises(TraceError, match="line 2: cannot replay W: zram records need the zsmalloc"):
+    text = HDR + "\nW 1 100\nA 1 4096\nF 1\nF 1\n"
+    with pytest.raises(TraceError, match="line 5: F: id 1 is not live"):
         replay(read_trace(io.StringIO(text)), allocator="zbud")
     text = HDR + "\nD 1 " + __import__("base64").b64encode(bytes(range(256)) * 16).decode() + "\n"
     assert replay(read_trace(io.StringIO(text))).mm_stat.compr_data_size > 0
@@ -617,6 +619,140 @@ def test_cli_errors_exit_nonzero_with_the_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "zsmalloc replay: error:" in err and "line 3: F: id 3 is not live" in err
     assert cli_main(["replay", str(bad), "--allocator", "zbud"]) == 2
-    assert "line 2" in capsys.readouterr().err
+    assert "line 3" in capsys.readouterr().err
     assert cli_main(["record-demo", str(tmp_path / "x.zst"), "--ops", "-5"]) == 2
     assert "ops -5" in capsys.readouterr().err
+
+
+# ---- hostile traces: checked before memory is used, one line and exit 2 (issue: reliability) --
+
+def _cli_err(capsys, argv):
+    """Run the CLI; (exit code, stderr lines). An exception escaping main fails the test."""
+    rc = cli_main(argv)
+    err = capsys.readouterr().err
+    return rc, [ln for ln in err.splitlines() if ln.strip()]
+
+
+def test_a_tiny_trace_cannot_make_the_replay_allocate_a_huge_disk(tmp_path, capsys):
+    """A 40-byte trace writing index 2**25 with no disksize used 808 MB; now it is refused
+    (the cap names the line and how to raise it) before the device exists."""
+    t = tmp_path / "far.zst"
+    t.write_text("zstrace 1 page_size=4096\nW 33554432 100\n")
+    tracemalloc.start()
+    try:
+        rc, err = _cli_err(capsys, ["replay", str(t)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rc == 2 and len(err) == 1, err
+    assert "far.zst: line 2: index 33554432" in err[0] and "--max-size" in err[0]
+    assert peak < 8 << 20, f"the refusal itself used {peak} bytes"
+    # a stated cap lets it through, and the replay is the one-page answer
+    assert cli_main(["replay", str(t), "--max-size", "129G", "--json"]) == 0
+    mm = json.loads(capsys.readouterr().out)["zram"]["mm_stat"]
+    assert (mm["orig_data_size"], mm["compr_data_size"]) == (P, 100)
+
+
+def test_index_2_63_is_an_error_not_a_refused_write(tmp_path, capsys):
+    """It was taken for a mem_limit refusal: exit 0 with mm_stat all zero."""
+    t = tmp_path / "edge.zst"
+    t.write_text(f"zstrace 1 page_size=4096\nS 1 0\nW {2**63 - 1} 100\n")
+    rc, err = _cli_err(capsys, ["replay", str(t)])
+    assert rc == 2 and len(err) == 1 and f"index {2**63 - 1}" in err[0], err
+
+
+def test_pool_records_are_capped_too(tmp_path, capsys):
+    t = tmp_path / "pool.zst"
+    t.write_text("zstrace 1 page_size=4096\nA 1 4096\nF 1\nA 2 4096\nA 3 4096\nA 4 9\n")
+    rc, err = _cli_err(capsys, ["replay", str(t), "--max-size", "8K"])
+    assert rc == 2 and "pool.zst: line 6" in err[0] and "8 KiB" in err[0], err
+    assert cli_main(["replay", str(t), "--max-size", "9000"]) == 0
+    capsys.readouterr()
+    rc, err = _cli_err(capsys, ["replay", str(t), "--max-size", "lots"])
+    assert rc == 2 and "'lots'" in err[-1]
+
+
+def test_a_bad_line_late_in_a_trace_is_found_before_any_replay(tmp_path):
+    """The measuring pass reads every line first: nothing is allocated for a bad file."""
+    t = tmp_path / "late.zst"
+    t.write_text("zstrace 1 page_size=4096\n" + "W 3000000 100\n" * 1000 + "W 1 0\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(TraceError, match="line 1002: W: comp_len 0"):
+            replay(str(t))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak} bytes allocated before the bad line was found"
+
+
+def _demo_trace(tmp_path, name="demo.zst.gz", ops=300):
+    out = tmp_path / name
+    assert cli_main(["record-demo", str(out), "--ops", str(ops), "--seed", "2", "--json"]) == 0
+    return out
+
+
+def test_truncated_gz_gives_one_line_naming_the_file_at_every_cut(tmp_path, capsys):
+    good = _demo_trace(tmp_path)
+    capsys.readouterr()
+    data = good.read_bytes()
+    cut = tmp_path / "cut.zst.gz"
+    cuts = sorted({1, 2, 5, 10, 20, len(data) // 2, len(data) - 9, len(data) - 1}
+                  | set(random.Random(3).sample(range(1, len(data)), 12)))
+    for n in cuts:
+        cut.write_bytes(data[:n])
+        rc, err = _cli_err(capsys, ["replay", str(cut)])
+        assert rc == 2, (n, err)
+        assert len(err) == 1 and "cut.zst.gz" in err[0] and "line" in err[0], (n, err)
+
+
+def test_corrupt_gz_bytes_never_escape_as_tracebacks(tmp_path, capsys):
+    good = _demo_trace(tmp_path)
+    capsys.readouterr()
+    data = bytearray(good.read_bytes())
+    bad = tmp_path / "flip.gz"
+    rng = random.Random(5)
+    for _ in range(25):
+        d = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)
+        bad.write_bytes(d)
+        rc, err = _cli_err(capsys, ["replay", str(bad)])
+        assert rc in (0, 2)
+        if rc:
+            assert len(err) == 1 and "flip.gz" in err[0], err
+        capsys.readouterr()
+
+
+def test_mislabelled_traces_read_by_content(tmp_path, capsys):
+    """gzip data named .zst and plain text named .gz both replay (the name is not trusted)."""
+    good = _demo_trace(tmp_path)
+    capsys.readouterr()
+    assert cli_main(["replay", str(good), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)["zram"]["mm_stat"]
+    as_zst = tmp_path / "really-gzip.zst"
+    as_zst.write_bytes(good.read_bytes())
+    as_gz = tmp_path / "really-text.gz"
+    as_gz.write_bytes(gzip.decompress(good.read_bytes()))
+    for f in (as_zst, as_gz):
+        assert cli_main(["replay", str(f), "--json"]) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["zram"]["mm_stat"] == want
+
+
+def test_allocator_option_does_what_its_help_says(tmp_path, capsys):
+    """Help: zram records always use zsmalloc; --allocator picks the pool records' one."""
+    from zsmalloc.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.dest == "cmd").choices["replay"]
+    help_text = next(a.help for a in sub._actions if a.dest == "allocator")
+    assert "zram records always use zsmalloc" in help_text
+    t = tmp_path / "both.zst"
+    t.write_text(HDR + "\nW 1 100\nS 2 ff\n" + "".join(f"A {i} 100\n" for i in range(6))
+                 + "W 3 3000\nPC\n")
+    assert cli_main(["replay", str(t), "--json"]) == 0, capsys.readouterr().err
+    zs = json.loads(capsys.readouterr().out)
+    assert cli_main(["replay", str(t), "--json", "--allocator", "zbud"]) == 0, \
+        capsys.readouterr().err
+    zb = json.loads(capsys.readouterr().out)
+    assert zb["zram"] == zs["zram"]                         # zram: zsmalloc either way
+    assert zb["pool"]["allocator"] == "zbud" and zb["pool"]["total_pages"] == 3   # 1 per page
+    assert zs["pool"]["total_pages"] != zb["pool"]["total_pages"]

@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 
 from ..config import PoolConfig
+from .extent import DEFAULT_MAX_SIZE, format_size, parse_size
 from .replay import ALLOCATORS, config_for, replay
 
 
 def cmd_replay(args) -> int:
     from .format import read_trace
+    parse_size(args.max_size, "--max-size")        # a bad value before any file is read
     with read_trace(args.trace) as tr:
-        cfg = config_for(tr.header, args.profile, args.chain_size, args.page_size)
-        res = replay(tr, cfg, args.allocator, comp_algorithm=args.comp)
+        header = tr.header
+    cfg = config_for(header, args.profile, args.chain_size, args.page_size)
+    res = replay(args.trace, cfg, args.allocator, comp_algorithm=args.comp,
+                 max_size=parse_size(args.max_size, "--max-size"))
     if args.json:
         d = res.as_dict()
         d["trace"] = args.trace
@@ -36,7 +40,12 @@ def cmd_record_demo(args) -> int:
     from .recorder import RecordingZram, demo_session
     cfg = PoolConfig(profile=args.profile or "linux-6.18", chain_size=args.chain_size,
                      page_size=args.page_size or 4096)
-    z = Zram(args.disksize, "lz4", cfg)
+    disksize = parse_size(args.disksize, "--disksize")
+    cap = parse_size(args.max_size, "--max-size")
+    if disksize > cap:       # the slot table is allocated at once: check before it is
+        raise ValueError(f"--disksize {args.disksize} is {format_size(disksize)}, over the cap "
+                         f"of {format_size(cap)}; raise it with --max-size if that is meant")
+    z = Zram(disksize, "lz4", cfg)
     try:
         with TraceWriter.for_zram(z, args.out) as w:
             w.comment(f"zsmalloc record-demo --ops {args.ops} --seed {args.seed}"
@@ -60,13 +69,6 @@ def cmd_record_demo(args) -> int:
     return 0
 
 
-def _positive(s: str) -> int:
-    v = int(s)
-    if v <= 0:
-        raise ValueError(f"{s!r} must be positive")
-    return v
-
-
 def register(sub, add_config_args, config_fn) -> None:
     p = sub.add_parser("replay", help="replay a zstrace file and print the resulting counters",
                        description="Replay a zstrace file (docs/trace-format.md) and print "
@@ -78,7 +80,12 @@ def register(sub, add_config_args, config_fn) -> None:
     # None = "as in the trace's header" (add_config_args's defaults are the library's)
     p.set_defaults(profile=None, page_size=None, chain_size=None)
     p.add_argument("--allocator", choices=ALLOCATORS, default="zsmalloc",
-                   help="allocator for the pool records (zram records always use zsmalloc)")
+                   help="allocator for the pool records (A/F/PC); zram records always use "
+                        "zsmalloc, as zram does")
+    p.add_argument("--max-size", default=str(DEFAULT_MAX_SIZE), metavar="SIZE",
+                   help=f"refuse a trace that needs a disk (highest index + 1 pages) or live "
+                        f"pool objects larger than this, before using memory (default "
+                        f"{format_size(DEFAULT_MAX_SIZE).replace(' ', '')}; K/M/G/T suffixes)")
     p.add_argument("--comp", default=None,
                    help="compressor for D (data) records (default: the trace's comp=, else lz4)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -93,8 +100,11 @@ def register(sub, add_config_args, config_fn) -> None:
     p.set_defaults(profile=None, page_size=None, chain_size=None)
     p.add_argument("--ops", type=int, default=2000, help="operations (default 2000)")
     p.add_argument("--seed", type=int, default=1, help="seed (default 1)")
-    p.add_argument("--disksize", type=_positive, default=64 << 20,
-                   help="device size in bytes (default 64 MiB)")
+    p.add_argument("--disksize", default="64M",
+                   help="device size: bytes, or with a K/M/G/T suffix (default 64M)")
+    p.add_argument("--max-size", default=str(DEFAULT_MAX_SIZE), metavar="SIZE",
+                   help=f"refuse a --disksize above this (default "
+                        f"{format_size(DEFAULT_MAX_SIZE).replace(' ', '')})")
     p.add_argument("--data", action="store_true",
                    help="keep each page's data (D records) so other compressors can replay it")
     p.add_argument("--json", action="store_true", help="machine-readable output")

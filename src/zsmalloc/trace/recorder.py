@@ -5,12 +5,12 @@ as what they wrap; every other attribute (``mm_stat``, ``io_stat``, ``pool``...)
 through. Each operation is performed, then recorded, both under one lock, so the trace's
 order is the order the device saw, even with several threads.
 
-What a zram write records is what the device decided (see zsmalloc.trace.format): ``S`` with
-the fill word when it stored a same-filled page, else ``W`` with the compressed length it
-computed, read back from the slot (the length is only recomputed with the device's own codec
-for huge pages, whose slot keeps the page size, and for writes refused by ``mem_limit``,
-which leave the old slot). A refused write is recorded before its MemoryError goes on, so a
-replay refuses it too. With ``data=True`` the page itself is kept (``D``), so the trace can
+What a zram write records is what the device decides (see zsmalloc.trace.format): ``S`` with
+the fill word for a same-filled page (Kernel: page_same_filled, the same rule here), else
+``W`` with the compressed length, computed with a codec of the device's algorithm (the
+device's public API does not tell the length, so the recorder compresses each page once
+more: the price of not reaching into the device's slot table). A write refused by
+``mem_limit`` is recorded before its MemoryError goes on, so a replay refuses it too. With ``data=True`` the page itself is kept (``D``), so the trace can
 be replayed with another compressor. Writes that fail before reaching the pool (bad index
 or length, a codec error) are not recorded.
 
@@ -24,6 +24,7 @@ import random
 import threading
 
 from ..zram import pages as _pages
+from ..zram.backends import make_backend
 from .format import TraceWriter
 
 __all__ = ["RecordingZram", "RecordingPool", "demo_session"]
@@ -36,7 +37,8 @@ class RecordingZram:
     otherwise); ``TraceWriter.for_zram(zram, path)`` makes one. The device must be fresh
     (nothing stored, statistics zero: ``reset()`` it first); a ``mem_limit`` it already has
     is recorded first. Cost over the bare device:
-    one trace line per operation (~2 us), plus one compression for huge and refused writes.
+    one trace line per operation (~2 us), plus one compression per write that is not
+    same-filled.
     """
 
     def __init__(self, zram, writer: TraceWriter, *, data: bool = False):
@@ -58,8 +60,8 @@ class RecordingZram:
         if zram.mem_limit:           # the one setting a fresh device may carry
             writer.mem_limit(zram.mem_limit)
         self._lock = threading.Lock()
-        self._buf = bytearray(2 * zram.page_size)
-        self._size_mask = (1 << (zram.page_shift + 1)) - 1
+        self._buf = bytearray(2 * zram.page_size)     # Kernel: zcomp dst_len = 2 * PAGE_SIZE
+        self._codec = make_backend(zram.comp_algorithm)
 
     def __getattr__(self, name):
         return getattr(self.zram, name)
@@ -69,31 +71,28 @@ class RecordingZram:
 
     def _comp_len(self, page) -> int:
         """The compressed length as the device computes it (its codec, its buffer size)."""
-        return self.zram.codec.compress_into(page, self._buf)
+        return self._codec.compress_into(page, self._buf)
 
     def write(self, index, page) -> None:
         """Kernel: zram_write_page. Records ``S``/``W`` (or ``D``), including refused writes."""
         z = self.zram
-        w = self.writer
         with self._lock:
             try:
                 z.write(index, page)
-            except MemoryError:
-                # refused by mem_limit: the slot still holds the old data, so ask the codec
-                if self.data:
-                    w.zram_data(index, page)
-                else:
-                    w.zram_write(index, self._comp_len(page))
+            except MemoryError:   # refused by mem_limit: recorded, so a replay refuses it
+                self._record_write(index, page)
                 raise
-            flags = z.slot_flags[index]
-            if flags & z.F_SAME:
-                w.zram_same(index, z.slot_handle[index])
-            elif self.data:
-                w.zram_data(index, page)
-            elif flags & z.F_HUGE:
-                w.zram_write(index, self._comp_len(page))
-            else:
-                w.zram_write(index, flags & self._size_mask)
+            self._record_write(index, page)
+
+    def _record_write(self, index, page) -> None:
+        w = self.writer
+        word = _same_word(page)
+        if word is not None:
+            w.zram_same(index, word)
+        elif self.data:
+            w.zram_data(index, page)
+        else:
+            w.zram_write(index, self._comp_len(page))
 
     def read(self, index) -> bytes:
         """Kernel: zram_read_page. Records ``G``."""
@@ -143,6 +142,14 @@ class RecordingZram:
         with self._lock:
             self.zram.reset()
             self.writer.reset()
+
+
+def _same_word(page) -> int | None:
+    """The fill word when all 8-byte words of ``page`` are equal. Kernel: page_same_filled."""
+    w0 = bytes(page[:8])
+    if w0 == bytes(page[-8:]) and w0 * (len(page) // 8) == page:
+        return int.from_bytes(w0, "little")
+    return None
 
 
 class RecordingPool:

@@ -1,105 +1,53 @@
-"""Replay a trace: drive a zram model and a pool with its records; report the counters.
+"""Replay a trace: drive a zram device and a pool with its records; report the counters.
 
 ``replay(trace, config=None, allocator="zsmalloc")`` -> ReplayResult.
 
-Zram records drive ``ZramModel``: zram's accounting over a real ``zsmalloc.Pool``, fed with
-compressed lengths instead of data. Its write path is ``Zram.write``'s, step for step
-(6.18, spec §10.3): same-filled pages take no object; otherwise malloc the new object
-(``page_size`` bytes if the length reaches the huge threshold), raise ``mem_used_max`` to the
-pool's pages, refuse the write if over ``mem_limit`` (free the new object, keep the old
-slot, count a failed write), then free the old slot and install the new one. The huge
-threshold is the replaying configuration's (``huge_class_size``, or 3073 for linux-4.8), so
-a trace recorded with one chain size can be replayed with another. ``D`` records are
-classified and compressed with the trace's codec (``comp=`` in the header, or the
-``comp_algorithm`` argument).
+Zram records drive a plain ``zsmalloc.Zram`` through its own steps: ``write_compressed``
+(a ``W`` record: the accounting of a page compressed to that length, no data kept),
+``write_same`` (``S``), ``write`` (``D``: classified and compressed with the trace's codec,
+``comp=`` in the header or the ``comp_algorithm`` argument), ``discard``, ``compact``,
+``mem_limit``, ``reset_mem_used_max`` and ``reset``. So the write order and the counters
+are the device's (Kernel: zram_write_page, 6.18 order), and the huge threshold is the
+replaying configuration's: a trace recorded with one chain size can be replayed with
+another. A ``G`` record only counts a read (no data was kept to read back).
+
+Before anything is allocated, the trace is measured (``extent.measure``: one streaming
+pass that validates every line) and checked against a cap (``max_size``, default 16 GiB):
+the device gets just the slots the trace touches (highest index + 1; mm_stat does not
+depend on the disk size), and a trace that would need more than the cap is refused with
+the line that needs it.
 
 Pool records (``A``/``F``/``PC``) drive the chosen allocator: ``zsmalloc`` (a Pool with the
-replay's configuration) or a peer from ``zsmalloc.peers`` (zbud, z3fold, zblock). A malloc a
-peer cannot hold (ObjectTooLarge, the kernel's -ENOSPC) is counted as rejected, and the
-later free of that id is skipped.
+replay's configuration) or a peer from ``zsmalloc.peers`` (zbud, z3fold, zblock). Zram
+records always use zsmalloc, whatever the allocator (zram stores in zsmalloc only). A
+malloc a peer cannot hold (ObjectTooLarge, the kernel's -ENOSPC) is counted as rejected,
+and the later free of that id is skipped.
 
 Replaying with another page size keeps each page's compressed length and fill word (a
 what-if); ``D`` records then fail, their page being the wrong size.
-Cost: about one Pool.malloc and one Pool.free per write record (~5-10 us); memory: the
-pool's frames and one dict entry per live slot or object.
+Cost: about one Pool.malloc and one Pool.free per write record (~5-10 us), plus the
+measuring pass; memory: the pool's frames, the device's slot table and one dict entry per
+live pool object.
 """
 
 from __future__ import annotations
 
 import os
-from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ..config import PoolConfig
 from ..core.pool import Pool
 from ..zram import IoStat, MmStat, Zram
+from .extent import DEFAULT_MAX_SIZE, Extent, check_extent, measure
 from .format import (Compact, Discard, Free, Malloc, MemLimit, PoolCompact, Reset, ResetMax,
                      TraceError, TraceHeader, ZramData, ZramRead, ZramSame,
                      ZramWrite, read_trace)
 
-__all__ = ["ZramModel", "Replayer", "ReplayResult", "replay", "ALLOCATORS", "make_allocator",
-           "config_for"]
+__all__ = ["Replayer", "ReplayResult", "replay", "ALLOCATORS", "make_allocator",
+           "config_for", "DEFAULT_MAX_SIZE"]
 
 ALLOCATORS = ("zsmalloc", "zbud", "z3fold", "zblock")
-
-class ZramModel(Zram):
-    """A Zram driven by compressed lengths instead of data. Kernel: zram_drv.c.
-
-    ``ZramModel(config=None, comp_algorithm="lz4")``. It *is* ``zsmalloc.Zram`` (same write
-    order, same counters: ``write_compressed`` / ``write_same`` are the device's own steps),
-    with two differences for traces: the slot table grows to the highest index seen (a trace
-    need not give a disk size), and a read only counts (no page data is kept).
-    """
-
-    _INITIAL_PAGES = 256
-
-    def __init__(self, config: PoolConfig | None = None, comp_algorithm: str = "lz4"):
-        cfg = PoolConfig() if config is None else config
-        super().__init__(self._INITIAL_PAGES * cfg.page_size, comp_algorithm, cfg)
-
-    def _check_index(self, index) -> None:
-        if type(index) is not int or index < 0:
-            raise ValueError(f"index {index!r} must be a non-negative int")
-        if index >= self.nr_pages:
-            self._grow(index + 1)
-
-    def _grow(self, n: int) -> None:
-        new = max(n, 2 * self.nr_pages)
-        extra = array("Q", [0]) * (new - self.nr_pages)
-        self.slot_handle.extend(extra)
-        self.slot_flags.extend(extra)
-        self.nr_pages = new
-        self.disksize = new * self.page_size
-
-    def write_len(self, index: int, comp_len: int) -> bool:
-        """A write of a page compressing to ``comp_len``; False if mem_limit refused it."""
-        try:
-            self.write_compressed(index, comp_len)
-        except MemoryError:
-            return False
-        return True
-
-    def write_page(self, index: int, page) -> bool:
-        """A write with data, classified and compressed as Zram.write does; False if refused."""
-        if len(page) != self.page_size:
-            raise ValueError(f"page for index {index} is {len(page)} bytes, the replay's "
-                             f"page_size is {self.page_size}")
-        try:
-            self.write(index, page)
-        except (MemoryError, OSError):      # refused by mem_limit, or compression failed
-            return False
-        return True
-
-    def read(self, index) -> None:
-        self._check_index(index)
-        self.num_reads += 1
-
-    def discard(self, index, count: int = 1) -> None:
-        """Kernel: zram_bio_discard (notify_free counts every page, empty or not)."""
-        if type(count) is int and count > 0:
-            self._check_index(index + count - 1)
-        super().discard(index, count)
 
 
 def make_allocator(name: str, config: PoolConfig):
@@ -178,32 +126,41 @@ class ReplayResult:
 class Replayer:
     """Apply records one at a time; ``result()`` at any point (e.g. every 100 records).
 
-    ``Replayer(config=None, allocator="zsmalloc", comp_algorithm="lz4")``. ``apply(rec)``
-    raises ValueError (for a record the replay cannot do, e.g. a size over its page size)
-    and MemoryError as the pool does; ``replay()`` adds the line number.
+    ``Replayer(config=None, allocator="zsmalloc", comp_algorithm="lz4", nr_pages=0)``:
+    ``nr_pages`` is the zram disk in pages (``extent.measure(records).nr_pages``); a zram
+    record past it is a ValueError. ``apply(rec)`` raises ValueError for a record the replay
+    cannot do (e.g. a size over its page size) and MemoryError when memory runs out;
+    ``replay()`` adds the line number.
     """
 
     def __init__(self, config: PoolConfig | None = None, allocator: str = "zsmalloc",
-                 comp_algorithm: str = "lz4"):
+                 comp_algorithm: str = "lz4", nr_pages: int = 0):
         self.config = PoolConfig() if config is None else config
         if allocator not in ALLOCATORS:
             raise ValueError(f"unknown allocator {allocator!r}; use one of {', '.join(ALLOCATORS)}")
+        if type(nr_pages) is not int or nr_pages < 0:
+            raise ValueError(f"nr_pages {nr_pages!r} must be a non-negative int")
         self.allocator = allocator
         self.comp_algorithm = comp_algorithm
-        self.zram: ZramModel | None = None
+        self.nr_pages = nr_pages
+        self.zram: Zram | None = None
         self.pool = None
         self._ids: dict[int, int | None] = {}      # trace id -> handle (None: rejected)
         self.rejected = 0
         self.records = 0
+        self.num_writes = 0
+        self.num_reads = 0
+        self._failed = 0                           # the device's failed_writes so far
         self.counts: Counter = Counter()
 
-    def _zram(self) -> ZramModel:
+    def _zram(self) -> Zram:
         z = self.zram
         if z is None:
-            if self.allocator != "zsmalloc":
-                raise ValueError(f"zram records need the zsmalloc allocator (zram stores in "
-                                 f"zsmalloc); --allocator {self.allocator} replays pool records only")
-            z = self.zram = ZramModel(self.config, self.comp_algorithm)
+            if not self.nr_pages:
+                raise ValueError("a zram record, but this replay has no disk (nr_pages 0: "
+                                 "measure the records first)")
+            z = self.zram = Zram(self.nr_pages * self.config.page_size, self.comp_algorithm,
+                                 self.config)
         return z
 
     def _pool(self):
@@ -221,17 +178,40 @@ class Replayer:
         self.records += 1
         self.counts[rec.CODE] += 1
 
+    def _write(self, write, *args) -> None:
+        """A zram write; a refusal by mem_limit (the device counts it in failed_writes) is
+        what the trace recorded, so it is replayed, not raised. Any other MemoryError is
+        real and propagates."""
+        self.num_writes += 1
+        try:
+            write(*args)
+        except (MemoryError, OSError):
+            # failed_writes moves only here (and to 0 on reset): the cached count says
+            # whether the device counted this failure as its own
+            now = self.zram.io_stat().failed_writes
+            if now == self._failed:
+                raise
+            self._failed = now
+
     def _w(self, r):
-        self._zram().write_len(r.index, r.comp_len)
+        self._write(self._zram().write_compressed, r.index, r.comp_len)
 
     def _s(self, r):
-        self._zram().write_same(r.index, r.word)
+        self._write(self._zram().write_same, r.index, r.word)
 
     def _d(self, r):
-        self._zram().write_page(r.index, r.page)
+        P = self.config.page_size
+        if len(r.page) != P:
+            raise ValueError(f"page for index {r.index} is {len(r.page)} bytes, the replay's "
+                             f"page_size is {P}")
+        self._write(self._zram().write, r.index, r.page)
 
     def _g(self, r):
-        self._zram().read(r.index)
+        self._zram()
+        if not 0 <= r.index < self.nr_pages:
+            raise ValueError(f"index {r.index} out of range: the disk has pages "
+                             f"0..{self.nr_pages - 1}")
+        self.num_reads += 1
 
     def _x(self, r):
         self._zram().discard(r.index, r.count)
@@ -247,6 +227,7 @@ class Replayer:
 
     def _r(self, r):
         self._zram().reset()
+        self._failed = 0
 
     def _a(self, r):
         pool = self._pool()
@@ -280,8 +261,8 @@ class Replayer:
             res.io_stat = z.io_stat()
             res.total_pages = z.pool.total_pages
             res.pages_compacted = z.pool.pages_compacted
-            res.num_writes = z.num_writes
-            res.num_reads = z.num_reads
+            res.num_writes = self.num_writes
+            res.num_reads = self.num_reads
         p = self.pool
         if p is not None:
             res.pool_total_pages = p.total_pages
@@ -322,25 +303,50 @@ def config_for(header: TraceHeader | None, profile=None, chain_size=None, page_s
 
 
 def replay(trace, config: PoolConfig | None = None, allocator: str = "zsmalloc", *,
-           comp_algorithm: str | None = None) -> ReplayResult:
+           comp_algorithm: str | None = None, max_size: int = DEFAULT_MAX_SIZE) -> ReplayResult:
     """Replay ``trace`` (a path, a TraceReader or an iterable of records); the counters.
 
     ``config`` defaults to the trace header's (profile, chain size, page size; see
-    ``config_for``). Errors while replaying are TraceError naming the record's line.
-    The pools are released before returning.
+    ``config_for``). The trace is measured first (a path is read twice; a one-pass iterable
+    is kept in a list) and refused with a ValueError naming the line when it needs a disk or
+    a pool larger than ``max_size`` bytes. Errors while replaying are TraceError naming the
+    record's line. The pools are released before returning.
     """
-    if isinstance(trace, (str, bytes, os.PathLike)):
-        trace = read_trace(trace)
+    if type(max_size) is not int or max_size <= 0:
+        raise ValueError(f"max_size {max_size!r} must be a positive int (bytes)")
+    path = trace if isinstance(trace, (str, bytes, os.PathLike)) else None
+    if path is not None:
+        trace = read_trace(path)
     header = getattr(trace, "header", None)
-    if config is None:
-        config = config_for(header)
-    if comp_algorithm is None:
-        comp_algorithm = (header.comp if header is not None and header.comp else "lz4")
     source = getattr(trace, "name", "<records>")
-    rp = Replayer(config, allocator, comp_algorithm)
+    try:
+        if config is None:
+            config = config_for(header)
+        if comp_algorithm is None:
+            comp_algorithm = (header.comp if header is not None and header.comp else "lz4")
+        if allocator not in ALLOCATORS:
+            raise ValueError(f"unknown allocator {allocator!r}; use one of "
+                             f"{', '.join(ALLOCATORS)}")
+        if path is not None:
+            ext = measure(trace)            # validates every line before memory is used
+            trace = read_trace(path)
+        else:
+            if not isinstance(trace, (list, tuple)):
+                trace = list(trace)
+            ext = measure(trace)
+        check_extent(ext, config.page_size, max_size, source)
+        return _run(trace, config, allocator, comp_algorithm, ext, source)
+    finally:
+        close = getattr(trace, "close", None)
+        if close is not None:
+            close()
+
+
+def _run(records, config, allocator, comp_algorithm, ext: Extent, source) -> ReplayResult:
+    rp = Replayer(config, allocator, comp_algorithm, nr_pages=ext.nr_pages)
     try:
         apply = rp.apply
-        for rec in trace:
+        for rec in records:
             try:
                 apply(rec)
             except TraceError:
@@ -349,9 +355,9 @@ def replay(trace, config: PoolConfig | None = None, allocator: str = "zsmalloc",
                 what = getattr(rec, "CODE", None) or repr(rec)
                 raise TraceError(source, getattr(rec, "line", 0) or rp.records + 1,
                                  f"cannot replay {what}: {e}") from None
+            except MemoryError:
+                raise MemoryError(f"{source}: line {getattr(rec, 'line', 0) or rp.records + 1}: "
+                                  f"out of memory replaying {rec.CODE}") from None
         return rp.result()
     finally:
         rp.close()
-        close = getattr(trace, "close", None)
-        if close is not None:
-            close()

@@ -1,0 +1,142 @@
+"""One replay of the recorded workload per configuration: pages used over time and at
+the end, objects moved by compaction, and where a zblock pool's bytes go."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from ..config import PoolConfig
+from ..core.sizeclass import huge_class_size
+from .slots import SlotStore, replay_slots
+from .specs import RunSpec
+
+__all__ = ["RunResult", "run_spec", "zblock_waste"]
+
+@dataclass
+class RunResult:
+    """What one replay ended with, plus its samples over time."""
+
+    spec: RunSpec
+    records: int = 0
+    samples: list = field(default_factory=list)        # (record number, pages used)
+    final_pages: int = 0
+    peak_pages: int = 0
+    mean_pages: float = 0.0
+    compr_bytes: int = 0
+    orig_bytes: int = 0
+    moved: int = 0
+    moved_lower_bound: bool = False                    # True: objects moved twice count once
+    pages_compacted: int = 0
+    compactions: int = 0
+    raw_pages: int = 0
+    max_size: int = 0                                  # largest object the allocator takes
+    objects: int = 0                                   # live objects at the end (not same-filled)
+    huge_objects: int = 0                              # of which stored as a full page
+    waste: dict | None = None                          # zblock: where the bytes go (zblock_waste)
+    compact_at: list = field(default_factory=list)     # record numbers of the compactions
+    mm_stat: object = None
+    classes_before_last_compact: list | None = None
+    classes_end: list | None = None
+    seconds: float = 0.0
+
+    @property
+    def overhead(self) -> float:
+        """pages x page size / compressed bytes (1.0 = no waste)."""
+        return self.final_pages * self.spec.page_size / self.compr_bytes if self.compr_bytes else float("nan")
+
+
+def run_spec(spec: RunSpec, records: list, *, samples: int = 400, keep_classes: bool = False,
+             on_progress=None) -> RunResult:
+    """Replay ``records`` (W/S/G/X/C) with ``spec``; pages used over time and at the end.
+
+    ``on_progress(k)`` is called every few thousand records. Cost: about one malloc and
+    one free per write record.
+    """
+    from ..trace.format import Compact
+    n = len(records)
+    step = max(1, n // max(1, samples))
+    res = RunResult(spec, records=n)
+    P = spec.page_size
+    res.compact_at = [i + 1 for i, r in enumerate(records) if type(r) is Compact]
+    last_compact = res.compact_at[-1] - 1 if res.compact_at else -1
+    t0 = time.perf_counter()
+    tick = 4096
+    if spec.is_zsmalloc:
+        from ..trace.extent import measure
+        from ..trace.replay import Replayer
+        rp = Replayer(spec.config, nr_pages=measure(records).nr_pages)
+        apply = rp.apply
+        try:
+            pool = None
+            for k, rec in enumerate(records):
+                if type(rec) is Compact and pool is not None:
+                    if keep_classes and k == last_compact:
+                        res.classes_before_last_compact = pool.class_stats()
+                    counter = pool.objs_moved          # Kernel: zs_object_copy calls
+                    apply(rec)
+                    res.moved += pool.objs_moved - counter
+                    res.compactions += 1
+                else:
+                    apply(rec)
+                    if pool is None:
+                        pool = rp.zram.pool
+                if k % step == 0:
+                    res.samples.append((k + 1, pool.total_pages))
+                if on_progress is not None and k % tick == 0:
+                    on_progress(k)
+            z = rp.zram
+            res.samples.append((n, pool.total_pages))
+            m = z.mm_stat()
+            res.mm_stat = m
+            res.final_pages = pool.total_pages
+            res.peak_pages = m.mem_used_max // P
+            res.compr_bytes = m.compr_data_size
+            res.orig_bytes = m.orig_data_size
+            res.pages_compacted = pool.pages_compacted
+            res.objects = m.orig_data_size // P - m.same_pages
+            res.huge_objects = m.huge_pages
+            if keep_classes:
+                res.classes_end = pool.class_stats()
+        finally:
+            rp.close()
+    else:
+        from ..peers import PEERS
+        alloc = PEERS[spec.allocator](page_size=P)
+        st = SlotStore(alloc, P, huge_class_size(PoolConfig(page_size=P)))
+        slots = st.slots
+        res.compactions = replay_slots(st, records, step=step, samples=res.samples,
+                                       on_progress=on_progress, tick=tick)
+        res.samples.append((n, st.total_pages))
+        res.final_pages = st.total_pages
+        res.peak_pages = st.max_used_pages
+        res.compr_bytes = st.compr_data_size
+        res.orig_bytes = st.pages_stored * P
+        res.raw_pages = st.raw_pages
+        res.max_size = alloc.max_size
+        res.objects = sum(1 for _, size in slots.values() if size)
+        res.huge_objects = sum(1 for _, size in slots.values() if size == P)
+        if spec.allocator == "zblock":
+            res.waste = zblock_waste(alloc)
+    res.mean_pages = statistics.fmean(p for _, p in res.samples) if res.samples else 0.0
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def zblock_waste(alloc) -> dict:
+    """Where a zblock pool's bytes go: objects, slot rounding, free slots, block headers.
+
+    Slot rounding = sum over live objects of (slot size of its type - its size); free slots
+    = empty slots of the allocated blocks. Cost: O(live objects).
+    """
+    table = alloc.table
+    used_slot_bytes = 0
+    for size in alloc._size.values():          # live handle -> size asked for
+        used_slot_bytes += table[alloc._type_of(size)].slot_size
+    blocks = alloc.blocks()
+    slot_bytes = sum(c * d.slots_per_block * d.slot_size for c, d in zip(blocks, table))
+    total = alloc.total_pages * alloc.page_size
+    return {"objects": alloc.stored_bytes, "rounding": used_slot_bytes - alloc.stored_bytes,
+            "free_slots": slot_bytes - used_slot_bytes, "headers_tails": total - slot_bytes,
+            "total": total}
