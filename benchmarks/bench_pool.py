@@ -1,8 +1,8 @@
-"""Allocator-core benchmark: metadata bytes per object and per page, operation speed, profile.
+"""Allocator-core benchmark: metadata bytes per object and per page, operation speed, scale.
 
 Run from the repository root::
 
-    PYTHONPATH=src python benchmarks/bench_pool.py [--runs 5] [--objects 1000000] [--quick] [--markdown]
+    PYTHONPATH=src python benchmarks/bench_pool.py [--runs 5] [--objects 1000000] [--scale 4000000] [--quick] [--markdown]
 
 Sections (each prints a table; the machine and the date come first):
 
@@ -16,18 +16,20 @@ Sections (each prints a table; the machine and the date come first):
 3. Speed: cycles/s of free + malloc + write + read at a steady population, and pairs/s of
    free + malloc alone, for 64 B, 1 KiB and mixed real sizes, next to a dict baseline doing
    the same cycle in the same run. Median and spread over ``--runs`` runs.
-4. Profile: cProfile of the 1 KiB cycle, top 15 functions by own time.
+4. Scale: the same 1 KiB cycle with 10,000 and with ``--scale`` live objects, the Pool and a
+   dict of bytes under the same random access, one after the other in the same run: the cost
+   of a cycle at the large population divided by its cost at the small one, for each. (The
+   memory hierarchy's share: a cache and TLB miss or more per structure touched.)
+
+The mode (compiled or pure, ``zsmalloc.COMPILED``) is printed with the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
 import importlib.util
-import io
 import os
-import pstats
 import random
 import sys
 import time
@@ -40,15 +42,17 @@ from common import Printer, Table, header_lines, repeat, summarize  # noqa: E402
 
 import cramjam  # noqa: E402
 
+import zsmalloc  # noqa: E402
 from zsmalloc import Pool  # noqa: E402
 
 PAGE = 4096
 HUGE_FROM = 3625                  # zram stores a page raw when lz4 gives >= this many bytes
 TARGET_B_PER_OBJECT = 16
 TARGET_B_PER_PAGE = 64
-TARGET_CYCLES_1K = 300_000
+TARGET_CYCLES_1K = 1_000_000
+SCALE_SMALL = 10_000
 
-HEADINGS = ("Machine", "Object sizes", "Metadata", "Speed", "Profile")
+HEADINGS = ("Machine", "Object sizes", "Metadata", "Speed", "Scale")
 
 
 # ---------------------------------------------------------------------------------------
@@ -451,27 +455,44 @@ def call_floor(kind, payloads, population, cycles, seed, op="cycle"):
     return cycles / (time.perf_counter() - t0)
 
 
-def profile_1k(payloads, population, cycles, seed, top=15) -> str:
-    """cProfile of the 1 KiB cycle; the pstats text of the top functions by tottime."""
-    order, (fsizes, fdatas), (sizes, datas) = _setup("1024", payloads, population, cycles, seed)
-    pool, hs = _filled_pool(fsizes, fdatas)
-    malloc, free, write, read = pool.malloc, pool.free, pool.write, pool.read
-    prof = cProfile.Profile()
-    prof.enable()
-    for slot, n, data in zip(order, sizes, datas):
-        free(hs[slot])
-        h = malloc(n)
-        write(h, data)
-        read(h)
-        hs[slot] = h
-    prof.disable()
-    pool.close()
-    buf = io.StringIO()
-    st = pstats.Stats(prof, stream=buf)
-    st.strip_dirs().sort_stats("tottime").print_stats(top)
-    text = buf.getvalue()
-    # drop pstats' blank preamble lines
-    return "\n".join(line for line in text.splitlines() if line.strip()) + "\n"
+def scale_cost(population: int, cycles: int, seed: int, store: str) -> float:
+    """Seconds per 1 KiB cycle (free a random slot, malloc + write + read a new object) at a
+    steady ``population``, for the Pool or a dict of bytes (``store``). The fill is not
+    timed; gc is paused while timing."""
+    rng = random.Random(seed)
+    data = bytes(rng.randrange(256) for _ in range(1024))
+    order = [rng.randrange(population) for _ in range(cycles)]
+    if store == "pool":
+        pool = Pool()
+        malloc, free, write, read = pool.malloc, pool.free, pool.write, pool.read
+        hs = [malloc(1024, data) for _ in range(population)]
+        gc.disable()
+        t0 = time.perf_counter()
+        for slot in order:
+            free(hs[slot])
+            h = malloc(1024)
+            write(h, data)
+            read(h)
+            hs[slot] = h
+        dt = time.perf_counter() - t0
+        gc.enable()
+        pool.close()
+    else:
+        d = {i: bytes(data) for i in range(population)}       # distinct objects, as stored
+        nxt = population
+        keys = list(range(population))
+        gc.disable()
+        t0 = time.perf_counter()
+        for slot in order:
+            del d[keys[slot]]
+            d[nxt] = bytes(data)
+            bytes(d[nxt])
+            keys[slot] = nxt
+            nxt += 1
+        dt = time.perf_counter() - t0
+        gc.enable()
+        del d
+    return dt / cycles
 
 
 # ---------------------------------------------------------------------------------------
@@ -495,6 +516,8 @@ def main(argv=None) -> int:
                     help="cycles timed per run (default 200,000; --quick 20,000)")
     ap.add_argument("--pages", type=int, default=None,
                     help="real pages sampled for the size distribution (default 20,000)")
+    ap.add_argument("--scale", type=int, default=None,
+                    help="live objects for the scale figure (default 4,000,000; --quick 200,000)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--source", choices=("auto", "machine"), default="auto",
                     help="page source: zsmalloc.realpages when present (auto), or this "
@@ -629,12 +652,30 @@ def main(argv=None) -> int:
     out.table(cyc)
     out.table(prs)
 
-    # -- profile --------------------------------------------------------------------------
-    out.heading("Profile")
-    pcycles = min(cycles, 100_000)
-    out.text(f"cProfile of the 1 KiB cycle ({pcycles:,} cycles, population {pop:,}), "
-             f"top 15 by tottime:")
-    out.code(profile_1k(payloads, pop, pcycles, a.seed))
+    # -- scale ----------------------------------------------------------------------------
+    out.heading("Scale")
+    big = a.scale if a.scale is not None else (200_000 if q else 4_000_000)
+    scyc = min(cycles, 200_000)
+    t = Table(f"Cost of one 1 KiB cycle at {SCALE_SMALL:,} and {big:,} live objects "
+              f"({scyc:,} random cycles a run, runs: {runs})",
+              ["store", f"µs/cycle at {SCALE_SMALL:,}", f"µs/cycle at {big:,}", "ratio",
+               "target"],
+              note="Same random slots for both stores. dict of bytes: del d[old]; d[new] = "
+                   "bytes(data); bytes(d[new]) (a fresh object per store and a copy per read, "
+                   "as the Pool makes). Target: the Pool's ratio no worse than the dict's.")
+    res = {}
+    for store in ("pool", "dict"):
+        lo = summarize(repeat(lambda: scale_cost(SCALE_SMALL, scyc, a.seed, store), runs))
+        hi = summarize(repeat(lambda: scale_cost(big, scyc, a.seed, store), runs))
+        res[store] = (lo, hi)
+    ratios = {k: hi.median / lo.median for k, (lo, hi) in res.items()}
+    for store, (lo, hi) in res.items():
+        target = ""
+        if store == "pool":
+            target = f"≤ dict's {ratios['dict']:.2f}: {'yes' if ratios['pool'] <= ratios['dict'] else 'NO'}"
+        t.add("Pool" if store == "pool" else "dict of bytes", f"{lo.median * 1e6:.3f}",
+              f"{hi.median * 1e6:.3f}", f"{ratios[store]:.2f}", target)
+    out.table(t)
     return 0
 
 

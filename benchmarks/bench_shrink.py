@@ -46,7 +46,7 @@ from common import Printer, Table, header_lines  # noqa: E402
 
 from zsmalloc import realpages  # noqa: E402
 from zsmalloc.config import PoolConfig  # noqa: E402
-from zsmalloc.zram.device import Zram  # noqa: E402
+from zsmalloc import Zram  # noqa: E402
 
 PAGE = 4096
 GIB = 1 << 30
@@ -103,26 +103,8 @@ def thp_mode() -> str:
 
 
 def arena_resident(arena) -> int:
-    """Bytes of the arena's mapped chunks that are resident (present in /proc/self/pagemap).
-
-    Cost: one pread of 8 bytes per system page of each mapped chunk.
-    """
-    ps = mmap.PAGESIZE
-    n = 0
-    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
-    try:
-        for mm in arena.chunks:
-            if mm is None:
-                continue
-            # the address of the mapping; the ctypes view pins the mmap, so drop it at once
-            view = ctypes.c_char.from_buffer(mm)
-            addr = ctypes.addressof(view)
-            del view
-            words = array("Q", os.pread(fd, 8 * (len(mm) // ps), (addr // ps) * 8))
-            n += sum(w >> 63 for w in words)
-    finally:
-        os.close(fd)
-    return n * ps
+    """Bytes of the arena's reservation resident in RAM (its Rss in /proc/self/smaps)."""
+    return arena.resident_bytes()
 
 
 def pymalloc_stats() -> dict:
@@ -196,7 +178,7 @@ def snapshot(z: Zram, base: dict, seconds: float, traced0: int | None) -> dict:
     """Every figure of one row, after flushing the arena's pending MADV_DONTNEED."""
     pool = z.pool
     arena = pool.arena
-    pending = len(arena._pending)
+    pending = arena.pending_frames()
     t0 = time.perf_counter()
     pool.flush()
     gc.collect()
@@ -276,12 +258,11 @@ def run(npages: int, discard: float, seed: int, chunk_frames: int | None, distin
 
     # frames shrink_arena moves = frames of the chunks it unmaps (it never maps a new one)
     arena = z.pool.arena
-    used_before = [arena.chunk_used(c) for c in range(len(arena.chunks))]
+    used_before = [arena.chunk_used_frames(c) for c in range(arena.chunks_high)]
     t = time.perf_counter()
     unmapped = z.pool.shrink_arena()
     rows["shrunk"] = snapshot(z, base, time.perf_counter() - t, traced0)
-    moved = sum(u for c, u in enumerate(used_before)
-                if u and (c >= len(arena.chunks) or arena.chunks[c] is None))
+    moved = sum(u for c, u in enumerate(used_before) if u and arena.chunk_used_frames(c) == 0)
     rows["shrunk"]["note"] = f"{unmapped:,} chunks unmapped, {moved:,} frames migrated"
 
     # what glibc keeps: give its free heap memory back and look again (not a step)

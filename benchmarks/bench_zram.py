@@ -21,9 +21,9 @@ Sections (each prints tables; the machine and the date come first):
    (O_DIRECT ``pwrite``/``preadv``, one page per request, its per-call checks included), the
    kernel through bare ``os.pwrite``/``os.preadv`` loops (the least Python can add), and a
    dict of cramjam-lz4-compressed bytes (the Python floor). Per page set and all together;
-   median and spread over ``--runs`` runs, interleaved. Targets: write >= 0.8x and read >=
-   1.0x the kernel through KernelZram.
-4. Profile: cProfile of our write loop and read loop on all pages, top functions by tottime.
+   median and spread over ``--runs`` runs, interleaved. Targets: write >= 1.1x the kernel
+   and >= 1.0x the dict; read >= 1.5x the kernel and >= 1.0x the dict (each against both
+   ways of driving the kernel).
 
 Without zram hot_add (not root, no zram module) the kernel rows are left out and the
 reason is printed; our figures and the dict floor still run.
@@ -32,13 +32,10 @@ reason is printed; our figures and the dict floor still run.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import ctypes
 import gc
-import io
 import mmap
 import os
-import pstats
 import random
 import sys
 import time
@@ -51,16 +48,17 @@ import cramjam  # noqa: E402
 import lz4.block  # noqa: E402
 
 from zsmalloc import realpages  # noqa: E402
-from zsmalloc.zram.device import Zram  # noqa: E402
+from zsmalloc import Zram  # noqa: E402
 from zsmalloc.zram.kernel import KernelZram, kernel_available  # noqa: E402
 
 PAGE = 4096
-TARGET_WRITE = 0.8            # ours / kernel, pages/s
-TARGET_READ = 1.0
+TARGET_WRITE = 1.1            # ours / kernel, pages/s
+TARGET_READ = 1.5
+TARGET_DICT = 1.0             # ours / dict of lz4 bytes, both ways
 TARGET_RSS = 1.05             # RSS growth <= TARGET_RSS * mem_used_total + slot table
 KERNEL_SLOT_BYTES = 16        # sizeof(struct zram_table_entry): handle + flags (no debug options)
 
-HEADINGS = ("Machine", "Pages", "Memory", "Throughput", "Profile")
+HEADINGS = ("Machine", "Pages", "Memory", "Throughput")
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,29 +273,6 @@ def measure_memory(distinct: list, n_fill: int, with_kernel: bool) -> dict:
 # profile
 # ---------------------------------------------------------------------------------------
 
-def profile_ours(pages, top: int = 15) -> tuple[str, str]:
-    """cProfile text (top functions by tottime) of our write loop and of our read loop."""
-    n = len(pages)
-    z = Zram(n * PAGE, "lz4")
-    w, r = z.write, z.read
-    texts = []
-    for phase in ("write", "read"):
-        prof = cProfile.Profile()
-        prof.enable()
-        if phase == "write":
-            for i, p in enumerate(pages):
-                w(i, p)
-        else:
-            for i in range(n):
-                r(i)
-        prof.disable()
-        buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime").print_stats(top)
-        texts.append("\n".join(ln for ln in buf.getvalue().splitlines() if ln.strip()) + "\n")
-    z.close()
-    return texts[0], texts[1]
-
-
 # ---------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------
@@ -328,7 +303,6 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true",
                     help="fast smoke run: 2,000 pages a set, 2 runs, 64 MiB fill")
-    ap.add_argument("--no-profile", action="store_true", help="skip the cProfile section")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables, not rich")
     a = ap.parse_args(argv)
     q = a.quick
@@ -411,9 +385,8 @@ def main(argv=None) -> int:
     out.table(t)
     t = Table("mm_stat after the fill", ["field", "our Zram", "kernel", "ours - kernel"]
               if ok else ["field", "our Zram"],
-              note="Same writes in the same order to both. compr_data_size can differ a little: "
-                   "cramjam's lz4 and the kernel's LZ4_compress_fast agree on most but not all "
-                   "real pages (spec §10.8).")
+              note="Same writes in the same order to both; our lz4 is the kernel's "
+                   "(zsmalloc.lib.lz4, docs/compressors.md), so every field should agree.")
     for i, f in enumerate(mm.FIELDS):
         v = getattr(mm, f)
         if ok:
@@ -438,12 +411,14 @@ def main(argv=None) -> int:
                      "in a loop with nothing else. dict = d[i] = lz4(page); unlz4(d[i]), with the "
                      "same lz4 calls as ours: the floor for a Python page store.")
     rat = Table("Ours / kernel (pages/s, ratio of medians; range of run-by-run ratios)",
-                ["set", "pages", "write ÷ KernelZram", f"write target ≥ {TARGET_WRITE}",
-                 "read ÷ KernelZram", f"read target ≥ {TARGET_READ}", "write ÷ bare syscalls",
-                 "read ÷ bare syscalls", "write ÷ dict", "read ÷ dict"],
+                ["set", "pages", "write ÷ KernelZram", "write ÷ bare syscalls", "write ÷ dict",
+                 f"write target ≥ {TARGET_WRITE}× kernel, ≥ {TARGET_DICT}× dict",
+                 "read ÷ KernelZram", "read ÷ bare syscalls", "read ÷ dict",
+                 f"read target ≥ {TARGET_READ}× kernel, ≥ {TARGET_DICT}× dict"],
                 note="Target verdicts: 'yes' only when met against both ways of driving the "
-                     "kernel (bare / KernelZram); the bare loop is what the kernel costs a "
-                     "Python caller, KernelZram adds its own argument checks.")
+                     "kernel (bare / KernelZram) and against the dict; the bare loop is what "
+                     "the kernel costs a Python caller, KernelZram adds its own argument "
+                     "checks.")
     budget = Table("Where the time goes: microseconds per page (medians)",
                    ["set", "op", "kernel bare", "KernelZram", "dict of lz4", "ours",
                     "ours - dict", "target allows ours - dict ≤ (KernelZram / bare)"],
@@ -469,10 +444,16 @@ def main(argv=None) -> int:
             med = lambda runs: summarize(runs).median  # noqa: E731
             wr = min(med(o[0]) / med(k[0]), med(o[0]) / med(raw[0]))
             rr = min(med(o[1]) / med(k[1]), med(o[1]) / med(raw[1]))
-            if wr < TARGET_WRITE:
-                missed.append(f"write on {name} ({wr:.2f}x the faster kernel path)")
-            if rr < TARGET_READ:
-                missed.append(f"read on {name} ({rr:.2f}x the faster kernel path)")
+            wd = med(o[0]) / med(res["dict"][0])
+            rd = med(o[1]) / med(res["dict"][1])
+            w_ok = wr >= TARGET_WRITE and wd >= TARGET_DICT
+            r_ok = rr >= TARGET_READ and rd >= TARGET_DICT
+            if not w_ok:
+                missed.append(f"write on {name} ({wr:.2f}x the faster kernel path, "
+                              f"{wd:.2f}x the dict)")
+            if not r_ok:
+                missed.append(f"read on {name} ({rr:.2f}x the faster kernel path, "
+                              f"{rd:.2f}x the dict)")
             us = {key: (1e6 / summarize(res[key][0]).median, 1e6 / summarize(res[key][1]).median)
                   for key in ("raw", "kernel", "dict", "ours")}
             for j, (op, tgt) in enumerate((("write", TARGET_WRITE), ("read", TARGET_READ))):
@@ -481,30 +462,19 @@ def main(argv=None) -> int:
                            f"{us['ours'][j] - us['dict'][j]:.2f}",
                            f"{us['kernel'][j] / tgt - us['dict'][j]:.2f} / "
                            f"{us['raw'][j] / tgt - us['dict'][j]:.2f}")
-            rat.add(name, f"{len(pages):,}", _ratio_range(o[0], k[0]),
-                    "yes" if wr >= TARGET_WRITE else "NO", _ratio_range(o[1], k[1]),
-                    "yes" if rr >= TARGET_READ else "NO", _ratio_range(o[0], raw[0]),
-                    _ratio_range(o[1], raw[1]), dw, dr)
+            rat.add(name, f"{len(pages):,}", _ratio_range(o[0], k[0]), _ratio_range(o[0], raw[0]),
+                    dw, "yes" if w_ok else "NO", _ratio_range(o[1], k[1]),
+                    _ratio_range(o[1], raw[1]), dr, "yes" if r_ok else "NO")
         else:
-            rat.add(name, f"{len(pages):,}", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", dw, dr)
+            rat.add(name, f"{len(pages):,}", "n/a", "n/a", dw, "n/a", "n/a", "n/a", dr, "n/a")
     out.table(thr)
     out.table(rat)
     if ok:
         out.table(budget)
     if missed:
-        out.text("Targets missed: " + "; ".join(missed) + ". See the profile below.")
+        out.text("Targets missed: " + "; ".join(missed) + ".")
     elif ok:
         out.text("All throughput targets met.")
-
-    # -- profile --------------------------------------------------------------------------
-    if not a.no_profile:
-        out.heading("Profile")
-        wtxt, rtxt = profile_ours(together)
-        out.text(f"cProfile of our Zram.write loop over the {len(together):,} pages of 'all "
-                 f"three' (a fresh device), top 15 by tottime:")
-        out.code(wtxt)
-        out.text("cProfile of the Zram.read loop over the same pages, top 15 by tottime:")
-        out.code(rtxt)
     return 0
 
 

@@ -60,6 +60,12 @@ def header_lines(command: str | None = None) -> list[str]:
         lines.append(f"- command: `{command}`")
     lines.append(f"- load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
                  f"(other processes on this machine add noise; see the spreads)")
+    try:
+        import zsmalloc
+        lines.append(f"- zsmalloc core: {'compiled' if zsmalloc.COMPILED else 'pure Python'} "
+                     f"({zsmalloc.MODE_REASON})")
+    except ImportError:
+        pass
     return lines
 
 

@@ -14,7 +14,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks", "bench_pool.py")
 TINY = ["--quick", "--objects", "3000", "--runs", "1", "--cycles", "1000",
-        "--population", "500", "--pages", "300"]
+        "--population", "500", "--pages", "300", "--scale", "20000"]
 
 
 def _run(*args, timeout=60):
@@ -34,7 +34,7 @@ def test_quick_markdown_run_exits_0(markdown_run):
 
 
 @pytest.mark.parametrize("heading", ["## Machine", "## Object sizes", "## Metadata", "## Speed",
-                                     "## Profile"])
+                                     "## Scale"])
 def test_sections_present(markdown_run, heading):
     assert re.search(rf"^{re.escape(heading)}$", markdown_run.stdout, re.M), heading
 
@@ -63,11 +63,20 @@ def test_machine_header_and_rows(markdown_run):
     assert re.search(r"^\| filled \| 3,000 \| [\d,]+ \| [\d,]+ \|", out, re.M)
 
 
-def test_profile_names_pool_functions(markdown_run):
-    prof = markdown_run.stdout.split("## Profile", 1)[1]
-    assert "tottime" in prof
-    for fn in ("(malloc)", "(free)", "(write)", "(read)"):
-        assert fn in prof, fn
+def test_scale_rows_and_mode(markdown_run):
+    """The scale table has both stores with consistent ratios, and the header says which
+    core ran."""
+    import zsmalloc
+    out = markdown_run.stdout
+    assert f"zsmalloc core: {'compiled' if zsmalloc.COMPILED else 'pure Python'}" in out
+    scale = out.split("## Scale", 1)[1]
+    rows = {}
+    for m in re.finditer(r"^\| (Pool|dict of bytes) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|",
+                         scale, re.M):
+        lo, hi, ratio = (float(x) for x in m.group(2, 3, 4))
+        assert abs(hi / lo - ratio) < 0.011 + 0.01 * ratio
+        rows[m.group(1)] = ratio
+    assert set(rows) == {"Pool", "dict of bytes"}
 
 
 def test_rich_output_and_machine_source():

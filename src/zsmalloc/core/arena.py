@@ -333,6 +333,10 @@ class Arena:
         base = c << self.chunk_shift
         return [base + s for s in range(self.chunk_frames) if not self.is_used(base + s)]
 
+    def pending_frames(self) -> int:
+        """Freed frames whose MADV_DONTNEED is still batched (flush() sends them)."""
+        return len(self._pending)
+
     def memory(self):
         """The reservation as a buffer object (frame ``pfn`` at byte ``pfn << page_shift``)."""
         return self._mm
