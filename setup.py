@@ -27,10 +27,12 @@ SOURCE_HASHES: dict[str, str] = {}
 # Directives for every compiled module. Python semantics stay the default where they differ
 # from C (division and modulo of negative numbers, integer overflow): the same source must
 # mean the same thing compiled and pure. Bounds checks are off: the core checks its
-# arguments before it indexes.
+# arguments before it indexes. ZSMALLOC_BOUNDSCHECK=1 builds with them on (every module is
+# regenerated): a debugging build that turns an index past a table into an IndexError.
+BOUNDSCHECK = os.environ.get("ZSMALLOC_BOUNDSCHECK") == "1"
 DIRECTIVES = {
     "language_level": 3,
-    "boundscheck": False,
+    "boundscheck": BOUNDSCHECK,
     "wraparound": False,
     "initializedcheck": False,
     "cdivision": False,
@@ -74,7 +76,7 @@ def extensions():
         ext = Extension(module_name(py), [str(py.relative_to(ROOT))], extra_compile_args=["-O3"])
         SOURCE_HASHES[ext.name] = source_hash(py)   # before Cython reads it
         exts.append(ext)
-    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True,
+    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True, force=BOUNDSCHECK,
                      include_path=[str(PKG.parent)])
 
 

@@ -108,6 +108,41 @@ def test_migrate_unknown_frame_is_refused():
     pool.free(h)
 
 
+@pytest.mark.parametrize("profile", ["linux-6.18", "linux-4.8"])
+def test_migration_into_a_fresh_chunk_past_the_frame_columns(profile):
+    """The arena's choice of target may be a frame of a chunk never used before, past the
+    per-frame columns; they must grow first. (They did not: the compiled core wrote past
+    them, corrupting the heap, which the 4-thread stress showed as wrong bytes and a crash.)"""
+    pool = zsmalloc.Pool(zsmalloc.PoolConfig(profile=profile, chunk_frames=64))
+    hs = [pool.malloc(4000) for _ in range(512)]          # huge class: one frame each
+    for i, h in enumerate(hs):
+        pool.write(h, i.to_bytes(2, "little") * 2000)
+    frames = pool.used_pfns()
+    assert frames == list(range(512))                     # every frame the columns cover
+    new = pool.migrate_page(frames[0])
+    assert new >= 512
+    assert pool.used_pfns() == frames[1:] + [new]
+    assert pool.location(hs[0])[0] == new
+    assert all(pool.read(h) == i.to_bytes(2, "little") * 2000 for i, h in enumerate(hs))
+    pool.check()
+
+
+def test_48_failed_migration_puts_the_frame_back():
+    """A migration that fails for any reason (here: a target frame that is not free) leaves
+    no frame isolated; the zspage is back on its list and can be migrated later."""
+    pool = zsmalloc.Pool(profile="linux-4.8")
+    hs = [pool.malloc(1000) for _ in range(4)]
+    for h in hs:
+        pool.write(h, b"q" * 1000)
+    pfn = pool.used_pfns()[0]
+    with pytest.raises(ValueError, match="not a free frame"):
+        pool.migrate_page(pfn, lambda: pfn)               # chosen late: its own frame
+    pool.check()
+    new = pool.migrate_page(pfn)
+    assert pool.used_pfns() == [new]
+    assert all(pool.read(h) == b"q" * 1000 for h in hs)
+
+
 def test_48_pinned_handle_gives_eagain_and_changes_nothing():
     pool = zsmalloc.Pool(profile="linux-4.8")
     hs = [pool.malloc(1000) for _ in range(4)]

@@ -48,6 +48,20 @@ class Watchdog:
             pytest.fail(f"hang: threads {alive} still running after {self.seconds}s\n{stacks}")
 
 
+def _diagnose(pool, h, n, got):
+    """Where a wrong read came from: the object's place and the first differing byte."""
+    want = _pattern(h, n)
+    first = next((i for i in range(n) if got[i] != want[i]), None)
+    try:
+        pfn, idx = pool.location(h)
+        cls = pool.class_of(h)
+        off = (idx * cls.size) % pool.page_size
+        where = f"frame {pfn} index {idx} class size {cls.size} offset {off}"
+    except Exception as e:          # the handle may be gone meanwhile
+        where = f"({type(e).__name__}: {e})"
+    return f"size {n}, first wrong byte {first}, {where}"
+
+
 def _stress(profile, n_threads, ops_per_thread, seed, seconds=240, lock_debug=False,
             concurrent=True):
     pool = zsmalloc.Pool(zsmalloc.PoolConfig(profile=profile, chunk_frames=64),
@@ -76,13 +90,17 @@ def _stress(profile, n_threads, ops_per_thread, seed, seconds=240, lock_debug=Fa
                         mine.append((h, n))
                 elif r < 0.75:
                     h, n = mine[rng.randrange(len(mine))]
-                    if pool.read(h, n) != _pattern(h, n):
-                        errors.append(f"thread {tid}: wrong bytes for handle {h}")
+                    got = pool.read(h, n)
+                    if got != _pattern(h, n):
+                        errors.append(f"thread {tid}: wrong bytes for handle {h}: "
+                                      f"{_diagnose(pool, h, n, got)}")
                         return
                 elif r < 0.9:
                     h, n = mine.pop(rng.randrange(len(mine)))
-                    if pool.read(h, n) != _pattern(h, n):
-                        errors.append(f"thread {tid}: wrong bytes for handle {h} before free")
+                    got = pool.read(h, n)
+                    if got != _pattern(h, n):
+                        errors.append(f"thread {tid}: wrong bytes for handle {h} before free: "
+                                      f"{_diagnose(pool, h, n, got)}")
                         return
                     pool.free(h)
                 else:
@@ -90,8 +108,10 @@ def _stress(profile, n_threads, ops_per_thread, seed, seconds=240, lock_debug=Fa
                         item = shared.pop(rng.randrange(len(shared))) if shared else None
                     if item:
                         h, n = item
-                        if pool.read(h, n) != _pattern(h, n):
-                            errors.append(f"thread {tid}: wrong bytes in shared handle {h}")
+                        got = pool.read(h, n)
+                        if got != _pattern(h, n):
+                            errors.append(f"thread {tid}: wrong bytes in shared handle {h}: "
+                                          f"{_diagnose(pool, h, n, got)}")
                             return
                         pool.free(h)
                         counts["freed_by_others"] += 1

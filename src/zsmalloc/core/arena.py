@@ -136,8 +136,12 @@ class Arena:
         bits = resized(self._bits_store, nwords)
         if n & 63 and nwords:                 # chunks cut off leave no bits behind
             bits[nwords - 1] &= (ONE << (n & 63)) - ONE
-        self._used_store, self._bump_store, self._free_store = used, bump, free
-        self._link_store, self._state_store, self._bits_store = link, state, bits
+        self._used_store = used
+        self._bump_store = bump
+        self._free_store = free
+        self._link_store = link
+        self._state_store = state
+        self._bits_store = bits
         self.chunk_used = used
         self.chunk_bump = bump
         self.chunk_free = free
@@ -203,6 +207,8 @@ class Arena:
         """Give a frame back; its memory returns to the OS (batched), and the whole chunk's
         when it was the chunk's last frame. Kernel: __free_page."""
         c: cython.Py_ssize_t = pfn >> self.chunk_shift
+        if self.frame_state[pfn] != _USED:
+            raise RuntimeError(f"frame {pfn} freed while not in use (a double free)")
         self.frame_link[pfn] = self.chunk_free[c]
         self.chunk_free[c] = pfn & (self.chunk_frames - 1)
         self.has_free[c >> 6] |= ONE << (c & 63)

@@ -67,7 +67,9 @@ class HandleTable:
         loc = resized(self._loc_store, cap)
         gen = resized(self._gen_store, cap)
         size = resized(self._size_store, cap)
-        self._loc_store, self._gen_store, self._size_store = loc, gen, size
+        self._loc_store = loc
+        self._gen_store = gen
+        self._size_store = size
         self.loc = loc
         self.gen_lo = gen
         self.size = size

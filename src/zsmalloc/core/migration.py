@@ -135,21 +135,26 @@ def _target_frame(pool: Pool, target, avoid_chunk: cython.Py_ssize_t) -> cython.
     try:
         if callable(target):
             target = target()
-        if target is None:
-            if avoid_chunk < 0:
-                return arena.alloc_frame()
-            for c in range(arena.chunks_high + 1):
-                if c != avoid_chunk and arena.any_free_frame(c) >= 0:
-                    target = arena.any_free_frame(c)
-                    break
+        new: cython.Py_ssize_t
+        if target is None and avoid_chunk < 0:
+            new = arena.alloc_frame()
+        else:
             if target is None:
-                raise MemoryError(f"no free frame outside chunk {avoid_chunk}")
-        if type(target) is not int:
-            raise ValueError(f"target frame {target!r} must be an int")
-        arena.take_frame(target)
-        if target >= pool.zspages.frame_cap:
-            pool.zspages._grow_frames(target + 1)
-        return target
+                for c in range(arena.chunks_high + 1):
+                    if c != avoid_chunk and arena.any_free_frame(c) >= 0:
+                        target = arena.any_free_frame(c)
+                        break
+                if target is None:
+                    raise MemoryError(f"no free frame outside chunk {avoid_chunk}")
+            if type(target) is not int:
+                raise ValueError(f"target frame {target!r} must be an int")
+            arena.take_frame(target)
+            new = target
+        # the per-frame columns must cover the new frame before anyone writes them (a frame
+        # from a fresh chunk is past them: this check was once skipped for the arena's choice)
+        if new >= pool.zspages.frame_cap:
+            pool.zspages._grow_frames(new + 1)
+        return new
     finally:
         policy.leaf_unlock()
 
@@ -227,8 +232,11 @@ class Migrate48(Migrator):
             raise MigrationError(errno.EBUSY, f"frame {pfn} cannot be isolated")
         try:
             return _migrate_isolated(pool, pfn, target, avoid_chunk)
-        except MigrationError:
-            _putback(pool, pfn)
+        except BaseException:
+            # any failure (busy, no free frame, a bad target) puts the frame back: a frame
+            # left isolated would keep its zspage off the lists for good
+            if pool.zspages.frame_flag(pfn, FRAME_ISOLATED):
+                _putback(pool, pfn)
             raise
 
 

@@ -198,11 +198,27 @@ class ZspageTable:
         self.frame_flags = self._fl_s
 
     def _resize_rows(self, n: cython.Py_ssize_t) -> None:
-        cols = [resized(c, n) for c in (self._inuse_s, self._freeobj_s, self._group_s,
-                                         self._cls_s, self._iso_s, self._prev_s, self._next_s,
-                                         self._first_s, self._huge_s, self._freeids_s)]
-        (self._inuse_s, self._freeobj_s, self._group_s, self._cls_s, self._iso_s, self._prev_s,
-         self._next_s, self._first_s, self._huge_s, self._freeids_s) = cols
+        # (no lists or tuples here: the copies and the swap must run no Python code)
+        inuse = resized(self._inuse_s, n)
+        freeobj = resized(self._freeobj_s, n)
+        group = resized(self._group_s, n)
+        cls = resized(self._cls_s, n)
+        iso = resized(self._iso_s, n)
+        prev = resized(self._prev_s, n)
+        nxt = resized(self._next_s, n)
+        first = resized(self._first_s, n)
+        huge = resized(self._huge_s, n)
+        free_ids = resized(self._freeids_s, n)
+        self._inuse_s = inuse
+        self._freeobj_s = freeobj
+        self._group_s = group
+        self._cls_s = cls
+        self._iso_s = iso
+        self._prev_s = prev
+        self._next_s = nxt
+        self._first_s = first
+        self._huge_s = huge
+        self._freeids_s = free_ids
         self._bind()
         self.cap = n
 
@@ -210,11 +226,14 @@ class ZspageTable:
         self._resize_rows(self.cap + max(64, self.cap))
 
     def _resize_frames(self, n: cython.Py_ssize_t) -> None:
-        fz = resized(self._fz_s, n, NO_ZSPAGE)
+        fz = resized(self._fz_s, n, -1)          # NO_ZSPAGE: all ones
         ff = resized(self._ff_s, n)
         fn = resized(self._fn_s, n)
         fl = resized(self._fl_s, n)
-        self._fz_s, self._ff_s, self._fn_s, self._fl_s = fz, ff, fn, fl
+        self._fz_s = fz
+        self._ff_s = ff
+        self._fn_s = fn
+        self._fl_s = fl
         self._bind()
         self.frame_cap = n
 
@@ -261,8 +280,9 @@ class ZspageTable:
                 arena.free_frame(pfns[k])
             raise
         z: cython.Py_ssize_t = self._new_row(cls)
-        if pfns[len(pfns) - 1] >= self.frame_cap:
-            self._grow_frames(max(pfns) + 1)
+        top: cython.Py_ssize_t = max(pfns)      # frames come from any chunk, in any order
+        if top >= self.frame_cap:
+            self._grow_frames(top + 1)
         P: cython.Py_ssize_t = self.page_size
         size: cython.Py_ssize_t = cls.size
         pfn: cython.Py_ssize_t
