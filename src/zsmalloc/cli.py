@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (ValueError, OSError, MemoryError) as e:
-        print(f"zsmalloc {args.cmd}: error: {e}", file=sys.stderr)
+        print(f"zsmalloc {args.cmd}: error: {str(e) or type(e).__name__}", file=sys.stderr)
         return 2
 
 
