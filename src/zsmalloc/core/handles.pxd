@@ -22,6 +22,7 @@ cdef class HandleTable:
     cdef Py_ssize_t alloc(self, Py_ssize_t req_size) except -1
     cdef void release(self, Py_ssize_t row) noexcept
     cpdef unsigned long long gen(self, Py_ssize_t row) noexcept
+    cpdef void set_generation(self, Py_ssize_t row, unsigned long long g) except *
     cpdef unsigned long long handle_of(self, Py_ssize_t row) noexcept
     cdef Py_ssize_t row_of(self, handle) except -1
     cdef unsigned long long checked(self, handle) except 0

@@ -106,6 +106,16 @@ class HandleTable:
     def gen(self, row: cython.Py_ssize_t) -> cython.ulonglong:
         return ((self.loc[row] >> GEN_HI_SHIFT) << GEN_LO_BITS) | self.gen_lo[row]
 
+    def set_generation(self, row: cython.Py_ssize_t, g: cython.ulonglong) -> None:
+        """Give a free row generation ``g`` (mod 2**33), as if it had been reused that many
+        times: tests and studies reach the wrap without 2**32 mallocs. ValueError for a
+        row that is live or out of range."""
+        if not 0 < row < self.rows or self.loc[row] & TAG:
+            raise ValueError(f"row {row} is not a free row of this table")
+        g &= GEN_MASK
+        self.loc[row] = (self.loc[row] & LOC_MASK) | ((g >> GEN_LO_BITS) << GEN_HI_SHIFT)
+        self.gen_lo[row] = g & GEN_LO_MASK
+
     def handle_of(self, row: cython.Py_ssize_t) -> cython.ulonglong:
         return (self.gen(row) << ROW_BITS) | row
 

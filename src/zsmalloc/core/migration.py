@@ -249,9 +249,10 @@ def make_migrator(profile: str) -> Migrator:
 def _page_lock(pool: Pool, pfn) -> None:
     """Kernel: folio_trylock in migrate_pages. EAGAIN if another migration holds it."""
     policy: LockPolicy = pool.policy
-    _owner(pool, pfn)
     policy.leaf_lock()
     try:
+        if pool.zspages.zspage_of_frame(pfn) < 0:      # freed since the caller looked
+            raise MigrationError(errno.EAGAIN, f"frame {pfn} was freed meanwhile")
         if pool.zspages.frame_flag(pfn, FRAME_LOCKED):
             raise MigrationError(errno.EAGAIN, f"frame {pfn} is locked by another migration")
         pool.zspages.set_frame_flag(pfn, FRAME_LOCKED, True)
@@ -332,7 +333,10 @@ def _isolate(pool: Pool, pfn) -> cython.bint:
     False (nothing done) when the zspage is empty (4.8 refused those) or compaction has it."""
     zt: ZspageTable = pool.zspages
     policy: LockPolicy = pool.policy
-    z, cls, k = _owner(pool, pfn)
+    try:
+        z, cls, k = _owner(pool, pfn)
+    except ValueError:
+        return False                     # freed since the caller looked: EBUSY
     policy.class_lock(cls.pos)
     try:
         if zt.frame_zspage[pfn] != z or zt.classes[zt.cls[z]] is not cls:
