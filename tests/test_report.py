@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from zsmalloc import Pool, PoolConfig, huge_class_size
+from zsmalloc import Pool, PoolConfig
 from zsmalloc import report as R
 from zsmalloc.cli import main
 from zsmalloc.trace.format import read_trace
@@ -102,23 +102,21 @@ def test_trace_written_and_replayable(quick):
     assert recs and type(recs[-1]).__name__ == "Compact"   # the run ends on a compaction
 
 
-def test_slot_store_over_a_pool_matches_the_replayed_zram(quick):
-    """The peers' slot layer, given a zsmalloc Pool, must count what trace.replay's Zram
-    counts: same pages at the end and at the peak, same compressed bytes."""
+@pytest.mark.parametrize("peer", ["zbud", "z3fold", "zblock"])
+def test_peer_runs_go_through_zrams_one_slot_layer(quick, peer):
+    """A peer replays through Zram(allocator=peer), the same slot layer as zsmalloc's runs:
+    what zram counts of the data (orig, compressed, same-filled, huge) equals zsmalloc's run
+    of the same records; only the pages the allocator needs differ."""
     _, out = quick
     recs = list(read_trace(str(out / "workload-4096.zstrace.gz")))
-    cfg = PoolConfig()
-    pool = Pool(cfg)
-    try:
-        st = R.SlotStore(pool, 4096, huge_class_size(cfg))
-        R.replay_slots(st, recs)
-        ref = R.run_spec(R.RunSpec(), recs)
-        assert st.total_pages == ref.final_pages
-        assert st.max_used_pages == ref.peak_pages
-        assert st.compr_data_size == ref.compr_bytes
-        assert pool.pages_compacted == ref.pages_compacted
-    finally:
-        pool.close()
+    ref = R.run_spec(R.RunSpec(), recs)
+    r = R.run_spec(R.RunSpec(allocator=peer), recs)
+    for f in ("orig_data_size", "compr_data_size", "same_pages", "huge_pages"):
+        assert getattr(r.mm_stat, f) == getattr(ref.mm_stat, f), f
+    assert r.final_pages == r.mm_stat.mem_used_total // 4096 > 0
+    assert r.peak_pages == r.mm_stat.mem_used_max // 4096 >= r.final_pages
+    assert r.final_pages != ref.final_pages          # a different allocator, other pages
+    assert r.max_size > 0 and r.objects == ref.objects
 
 
 @pytest.mark.parametrize("profile", ["linux-6.18", "linux-4.8"])

@@ -138,7 +138,7 @@ class Estimate:
             key = (c.comp_algorithm, c.page_size, SwapRules.for_profile(c.profile))
             if key not in self.peer_sets:
                 self.peer_sets[key] = len(specs)
-                specs.append((c.page_size, m.zram.huge_threshold))
+                specs.append((c.pool_config(), disk_pages * SYS_PAGE // c.page_size + 1))
         self.peers = PeerProcess(specs) if specs else None
         self.executors = {k: ThreadPoolExecutor(1, thread_name_prefix=f"compress-{k[0]}")
                           for k in self.backends}

@@ -273,38 +273,45 @@ class ConfigModel:
 
 
 class PeerModels:
-    """zbud, z3fold and zblock behind zram's slot layer, fed the same writes by length.
+    """zbud, z3fold and zblock, each under a Zram of its own (zram's one slot layer over the
+    allocator protocol), fed the same writes by length.
 
     Kernel: the zpool allocators (zbud, z3fold; zblock as proposed) under zram's
-    zram_write_page order. Page sizes a peer does not support are reported, not fatal."""
+    zram_write_page order. ``PeerModels(pool_config, nr_pages)``: the zsmalloc model's
+    configuration (page size and huge threshold come from it) and the disk in pages. Page
+    sizes a peer does not support are reported, not fatal."""
 
-    def __init__(self, page_size: int, huge_threshold: int):
+    def __init__(self, pool_config, nr_pages: int):
         from ..peers import PEERS
-        from ..report import SlotStore        # the one import of the slot layer (it moves)
-        self.page_size = page_size
+        from ..zram.device import Zram
+        self.page_size = pool_config.page_size
         self.stores = {}
         self.unsupported = {}
-        for name, cls in PEERS.items():
+        for name in PEERS:
             try:
-                self.stores[name] = SlotStore(cls(page_size=page_size), page_size, huge_threshold)
+                self.stores[name] = Zram(nr_pages * self.page_size, "lz4", pool_config,
+                                         allocator=name)
             except ValueError as e:
                 self.unsupported[name] = str(e)
         self.next_index = 0
 
+    def write(self, code: int) -> None:
+        """The next page written by the swap layer: its compressed length, or -1 for a
+        same-filled page (the fill word does not change any count)."""
+        idx = self.next_index
+        self.next_index += 1
+        if code < 0:
+            for z in self.stores.values():
+                z.write_same(idx, 0)
+        else:
+            for z in self.stores.values():
+                z.write_compressed(idx, code)
+
     def feed(self, words: list, lens: list, written: bytearray) -> None:
-        stores = list(self.stores.values())
         for i in range(len(words)):
-            if not written[i]:
-                continue
-            idx = self.next_index
-            self.next_index += 1
-            if words[i] is not None:
-                for st in stores:
-                    st.write_same(idx)
-            else:
-                L = lens[i]
-                for st in stores:
-                    st.write_len(idx, L)
+            if written[i]:
+                self.write(-1 if words[i] is not None else lens[i])
 
     def total_pages(self) -> dict:
-        return {name: st.total_pages for name, st in self.stores.items()}
+        return {name: z.mm_stat().mem_used_total // self.page_size
+                for name, z in self.stores.items()}

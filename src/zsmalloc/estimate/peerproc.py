@@ -17,37 +17,27 @@ from .model import PeerModels
 
 
 def _child(conn, specs) -> None:
-    """Child main loop: ``specs`` is a list of (page_size, huge_threshold)."""
+    """Child main loop: ``specs`` is a list of (pool config, disk pages)."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent decides when we stop
-    models = [PeerModels(P, ht) for P, ht in specs]
+    models = [PeerModels(cfg, nr_pages) for cfg, nr_pages in specs]
     try:
         while True:
             msg = conn.recv_bytes()
             if msg == b"totals":
                 conn.send([(m.total_pages(), m.unsupported) for m in models])
                 return
-            k = msg[0]
             codes = array("i")
             codes.frombytes(msg[1:])
-            m = models[k]
-            stores = list(m.stores.values())
-            idx = m.next_index
+            write = models[msg[0]].write
             for L in codes:
-                if L < 0:
-                    for st in stores:
-                        st.write_same(idx)
-                else:
-                    for st in stores:
-                        st.write_len(idx, L)
-                idx += 1
-            m.next_index = idx
+                write(L)
     except (EOFError, KeyboardInterrupt):
         return
 
 
 class PeerProcess:
-    """Peer sets, one per ``(page_size, huge_threshold)`` spec, in a child process."""
+    """Peer sets, one per ``(pool config, disk pages)`` spec, in a child process."""
 
     def __init__(self, specs: list):
         if len(specs) > 255:

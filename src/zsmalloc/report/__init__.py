@@ -16,8 +16,8 @@ What it does, in order:
 4. **Replay per configuration.** zsmalloc configurations replay the trace through
    ``trace.replay.Replayer`` (zram's exact accounting over a real ``Pool``; each
    configuration uses its own huge threshold, as its kernel's zram would). Peers (zbud,
-   z3fold, zblock) replay it through :class:`SlotStore`, the same zram slot layer over any
-   allocator: a write mallocs the new object before freeing the old one, a length at or
+   z3fold, zblock) replay it through the same ``Replayer``, over ``Zram(allocator=peer)``:
+   zram's one slot layer over the allocator protocol: a write mallocs the new object before freeing the old one, a length at or
    above the huge threshold of linux-6.18 chain 8 is stored as a full page, a same-filled
    page stores nothing; a size above a peer's largest object (zbud: 3968 B at 4 KiB) is held
    as one raw page outside it, which costs one page just as zsmalloc's huge class does.
@@ -47,7 +47,6 @@ from .explain import explain_published, partial_pages, zblock_slot_for
 from .markdown import PNGS
 from .run import run_report
 from .runs import RunResult, run_spec, zblock_waste
-from .slots import SlotStore, replay_slots
 from .specs import (ALLOCATORS, DEFAULT_PAGES, DEFAULT_ROUNDS, QUICK_PAGES, ReportError, RunSpec,
                     make_specs)
 from .tables import (PUBLISHED, efficiency_markdown, efficiency_rows, published_check,
@@ -58,7 +57,7 @@ from .workload import Recording, default_ops, gather_pages, record_workload
 from .tables import pct as _pct, reference as _reference  # noqa: E402,F401
 
 __all__ = ["ReportError", "RunSpec", "RunResult", "Recording", "default_ops", "gather_pages",
-           "record_workload", "SlotStore", "replay_slots", "run_spec", "make_specs",
+           "record_workload", "run_spec", "make_specs",
            "efficiency_rows", "efficiency_markdown", "published_check", "published_markdown",
            "explain_published", "measure_baselines", "baseline_rows", "baseline_markdown",
            "zblock_waste", "zblock_slot_for", "partial_pages", "BASELINE_STORES", "PUBLISHED",

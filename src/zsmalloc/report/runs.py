@@ -7,9 +7,6 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from ..config import PoolConfig
-from ..core.sizeclass import huge_class_size
-from .slots import SlotStore, replay_slots
 from .specs import RunSpec
 
 __all__ = ["RunResult", "run_spec", "zblock_waste"]
@@ -63,62 +60,51 @@ def run_spec(spec: RunSpec, records: list, *, samples: int = 400, keep_classes: 
     last_compact = res.compact_at[-1] - 1 if res.compact_at else -1
     t0 = time.perf_counter()
     tick = 4096
-    if spec.is_zsmalloc:
-        from ..trace.extent import measure
-        from ..trace.replay import Replayer
-        rp = Replayer(spec.config, nr_pages=measure(records).nr_pages)
-        apply = rp.apply
-        try:
-            pool = None
-            for k, rec in enumerate(records):
-                if type(rec) is Compact and pool is not None:
-                    if keep_classes and k == last_compact:
-                        res.classes_before_last_compact = pool.class_stats()
-                    counter = pool.objs_moved          # Kernel: zs_object_copy calls
-                    apply(rec)
-                    res.moved += pool.objs_moved - counter
-                    res.compactions += 1
-                else:
-                    apply(rec)
-                    if pool is None:
-                        pool = rp.zram.pool
-                if k % step == 0:
-                    res.samples.append((k + 1, pool.total_pages))
-                if on_progress is not None and k % tick == 0:
-                    on_progress(k)
-            z = rp.zram
-            res.samples.append((n, pool.total_pages))
-            m = z.mm_stat()
-            res.mm_stat = m
-            res.final_pages = pool.total_pages
-            res.peak_pages = m.mem_used_max // P
-            res.compr_bytes = m.compr_data_size
-            res.orig_bytes = m.orig_data_size
-            res.pages_compacted = pool.pages_compacted
-            res.objects = m.orig_data_size // P - m.same_pages
-            res.huge_objects = m.huge_pages
+    from ..trace.extent import measure
+    from ..trace.replay import Replayer
+    # one slot layer for every allocator: zram's own (Zram over the allocator protocol)
+    rp = Replayer(spec.config, nr_pages=measure(records).nr_pages,
+                  zram_allocator=spec.allocator)
+    apply = rp.apply
+    try:
+        z = None
+        for k, rec in enumerate(records):
+            if type(rec) is Compact and z is not None:
+                if keep_classes and k == last_compact and spec.is_zsmalloc:
+                    res.classes_before_last_compact = z.pool.class_stats()
+                counter = getattr(z.pool, "objs_moved", 0)     # Kernel: zs_object_copy calls
+                apply(rec)
+                res.moved += getattr(z.pool, "objs_moved", 0) - counter
+                res.compactions += 1
+            else:
+                apply(rec)
+                if z is None:
+                    z = rp.zram
+            if k % step == 0 and z is not None:
+                res.samples.append((k + 1, z.mm_stat().mem_used_total // P))
+            if on_progress is not None and k % tick == 0:
+                on_progress(k)
+        z = rp._zram()
+        m = z.mm_stat()
+        res.samples.append((n, m.mem_used_total // P))
+        res.mm_stat = m
+        res.final_pages = m.mem_used_total // P
+        res.peak_pages = m.mem_used_max // P
+        res.compr_bytes = m.compr_data_size
+        res.orig_bytes = m.orig_data_size
+        res.pages_compacted = m.pages_compacted
+        res.objects = m.orig_data_size // P - m.same_pages
+        res.huge_objects = m.huge_pages
+        res.raw_pages = z.raw_pages
+        if spec.is_zsmalloc:
             if keep_classes:
-                res.classes_end = pool.class_stats()
-        finally:
-            rp.close()
-    else:
-        from ..peers import PEERS
-        alloc = PEERS[spec.allocator](page_size=P)
-        st = SlotStore(alloc, P, huge_class_size(PoolConfig(page_size=P)))
-        slots = st.slots
-        res.compactions = replay_slots(st, records, step=step, samples=res.samples,
-                                       on_progress=on_progress, tick=tick)
-        res.samples.append((n, st.total_pages))
-        res.final_pages = st.total_pages
-        res.peak_pages = st.max_used_pages
-        res.compr_bytes = st.compr_data_size
-        res.orig_bytes = st.pages_stored * P
-        res.raw_pages = st.raw_pages
-        res.max_size = alloc.max_size
-        res.objects = sum(1 for _, size in slots.values() if size)
-        res.huge_objects = sum(1 for _, size in slots.values() if size == P)
-        if spec.allocator == "zblock":
-            res.waste = zblock_waste(alloc)
+                res.classes_end = z.pool.class_stats()
+        else:
+            res.max_size = z.pool.max_size
+            if spec.allocator == "zblock":
+                res.waste = zblock_waste(z.pool)
+    finally:
+        rp.close()
     res.mean_pages = statistics.fmean(p for _, p in res.samples) if res.samples else 0.0
     res.seconds = time.perf_counter() - t0
     return res

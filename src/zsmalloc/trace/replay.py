@@ -126,7 +126,9 @@ class ReplayResult:
 class Replayer:
     """Apply records one at a time; ``result()`` at any point (e.g. every 100 records).
 
-    ``Replayer(config=None, allocator="zsmalloc", comp_algorithm="lz4", nr_pages=0)``:
+    ``Replayer(config=None, allocator="zsmalloc", comp_algorithm="lz4", nr_pages=0,
+    zram_allocator="zsmalloc")``: ``allocator`` serves pool records, ``zram_allocator`` is
+    what the zram device stores in (a peer: a what-if, the same slot layer, ``Zram``'s own);
     ``nr_pages`` is the zram disk in pages (``extent.measure(records).nr_pages``); a zram
     record past it is a ValueError. ``apply(rec)`` raises ValueError for a record the replay
     cannot do (e.g. a size over its page size) and MemoryError when memory runs out;
@@ -134,10 +136,15 @@ class Replayer:
     """
 
     def __init__(self, config: PoolConfig | None = None, allocator: str = "zsmalloc",
-                 comp_algorithm: str = "lz4", nr_pages: int = 0):
+                 comp_algorithm: str = "lz4", nr_pages: int = 0,
+                 zram_allocator: str = "zsmalloc"):
         self.config = PoolConfig() if config is None else config
         if allocator not in ALLOCATORS:
             raise ValueError(f"unknown allocator {allocator!r}; use one of {', '.join(ALLOCATORS)}")
+        if zram_allocator not in ALLOCATORS:
+            raise ValueError(f"unknown zram allocator {zram_allocator!r}; use one of "
+                             f"{', '.join(ALLOCATORS)}")
+        self.zram_allocator = zram_allocator
         if type(nr_pages) is not int or nr_pages < 0:
             raise ValueError(f"nr_pages {nr_pages!r} must be a non-negative int")
         self.allocator = allocator
@@ -160,7 +167,7 @@ class Replayer:
                 raise ValueError("a zram record, but this replay has no disk (nr_pages 0: "
                                  "measure the records first)")
             z = self.zram = Zram(self.nr_pages * self.config.page_size, self.comp_algorithm,
-                                 self.config)
+                                 self.config, allocator=self.zram_allocator)
         return z
 
     def _pool(self):
