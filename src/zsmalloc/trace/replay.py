@@ -19,7 +19,8 @@ the line that needs it.
 
 Pool records (``A``/``F``/``PC``) drive the chosen allocator: ``zsmalloc`` (a Pool with the
 replay's configuration) or a peer from ``zsmalloc.peers`` (zbud, z3fold, zblock). Zram
-records always use zsmalloc, whatever the allocator (zram stores in zsmalloc only). A
+records use zsmalloc, as the kernel's zram does, whatever ``allocator`` says;
+``Replayer(zram_allocator=...)`` puts the device on a peer instead (a what-if). A
 malloc a peer cannot hold (ObjectTooLarge, the kernel's -ENOSPC) is counted as rejected,
 and the later free of that id is skipped.
 
