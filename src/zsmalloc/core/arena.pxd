@@ -39,7 +39,6 @@ cdef class Arena:
     cpdef list mapped_chunks(self)
     cpdef list free_frames_in(self, Py_ssize_t c)
     cpdef Py_ssize_t trim_tail(self)
-    cpdef Py_ssize_t trim_tail(self)
 
     cdef unsigned long long word_get(self, Py_ssize_t addr) noexcept
     cdef void word_set(self, Py_ssize_t addr, unsigned long long value) noexcept

@@ -21,7 +21,8 @@ ones from a LIFO list threaded through ``frame_link``. ``has_free`` is a bitmap 
 free frame below ``chunks_high`` (chunks above it were never touched).
 
 Memory copies are the only code here written twice: ``memcpy`` compiled, a slice assignment
-in pure mode (``cython.compiled`` branches in ``copy_in``, ``copy_out``, ``copy_out2``, ``move``).
+in pure mode (``cython.compiled`` branches in ``copy_in``, ``copy_out``, ``copy_out2``, ``move``
+and ``store_strided``).
 
 Costs: alloc and free O(1) amortised (a bitmap scan from a hint); per frame 5 bytes
 (``frame_link``, ``frame_state``), per chunk 12 bytes, only for chunks ever touched.

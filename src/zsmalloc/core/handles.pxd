@@ -32,7 +32,6 @@ cdef class HandleTable:
     cdef void record_obj(self, Py_ssize_t row, unsigned long long obj) noexcept
     cpdef Py_ssize_t requested(self, Py_ssize_t row)
     cpdef list live_rows(self)
-    cpdef list live_rows(self)
     cpdef Py_ssize_t trim(self)
 
 cpdef unsigned long long obj_make(unsigned long long pfn, unsigned long long idx) noexcept

@@ -77,7 +77,7 @@ class HandleTable:
 
     def alloc(self, req_size: cython.Py_ssize_t) -> cython.Py_ssize_t:
         """A reserved row with a new generation. Kernel: cache_alloc_handle.
-        MemoryError when all 2**31 rows are live."""
+        MemoryError when all 2**30 - 1 rows are live (row 0 is never used)."""
         row: cython.Py_ssize_t = self.free_head
         g: cython.ulonglong
         if row:

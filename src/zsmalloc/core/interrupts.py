@@ -5,7 +5,7 @@ of a list move, a compaction step or a migration. Python runs signal handlers on
 bytecodes, in the main thread:
 
 * Compiled, a core step is C code that runs no bytecode, so no handler runs inside it. Long
-  operations (compaction, arena packing, deferred free) call ``point()`` between steps, where
+  operations (compaction, arena packing) call ``point()`` between steps, where
   everything is consistent: there ``PyErr_CheckSignals`` runs pending handlers, and an
   exception they raise propagates from that point.
 * Pure Python, a handler could run between any two bytecodes. ``deferred()`` (main thread

@@ -22,8 +22,6 @@ cdef class LockPolicy:
     cdef int access_locked(self, Py_ssize_t z) except -1
     cdef int access_exit(self, Py_ssize_t z, Py_ssize_t row) except -1
     cdef int access_abort(self, Py_ssize_t row) except -1
-    cdef bint compaction_begin(self) except -1
-    cdef int compaction_end(self) except -1
     cdef int compact_class_lock(self, Py_ssize_t pos) except -1
     cdef int compact_class_unlock(self, Py_ssize_t pos) except -1
     cdef bint compaction_contended(self) except -1
@@ -51,19 +49,25 @@ cdef class Atomic(LockPolicy):
     cdef int _contended(self) except -1
     cdef bint trypin(self, Py_ssize_t row) except -1
 
-cdef class Kernel618(LockPolicy):
+cdef class KernelLocks(LockPolicy):
     cdef public bint debug
-    cdef public object pool, leaf, compacting, zram
+    cdef public list classes
+    cdef public object leaf, compacting, zram
     cdef int slot_lock(self, Py_ssize_t index) except -1
     cdef int slot_unlock(self, Py_ssize_t index) except -1
     cdef int stats_lock(self) except -1
     cdef int stats_unlock(self) except -1
-    cdef public list classes, stripes
-    cdef public dict readers
     cdef int leaf_lock(self) except -1
     cdef int leaf_unlock(self) except -1
     cdef int class_lock(self, Py_ssize_t pos) except -1
     cdef int class_unlock(self, Py_ssize_t pos) except -1
+    cdef bint compaction_begin(self) except -1
+    cdef int compaction_end(self) except -1
+
+cdef class Kernel618(KernelLocks):
+    cdef public object pool
+    cdef public list stripes
+    cdef public dict readers
     cdef int free_enter(self, Py_ssize_t row) except -1
     cdef int free_locked(self, Py_ssize_t z, Py_ssize_t pos) except -1
     cdef int free_exit(self, Py_ssize_t z, Py_ssize_t pos, Py_ssize_t row) except -1
@@ -72,8 +76,6 @@ cdef class Kernel618(LockPolicy):
     cdef int access_locked(self, Py_ssize_t z) except -1
     cdef int access_exit(self, Py_ssize_t z, Py_ssize_t row) except -1
     cdef int access_abort(self, Py_ssize_t row) except -1
-    cdef bint compaction_begin(self) except -1
-    cdef int compaction_end(self) except -1
     cdef int compact_class_lock(self, Py_ssize_t pos) except -1
     cdef int compact_class_unlock(self, Py_ssize_t pos) except -1
     cdef bint compaction_contended(self) except -1
@@ -89,18 +91,8 @@ cdef class Tuned(Kernel618):
     cdef int alloc_single_lock(self, Py_ssize_t pos) except -1
     cdef int alloc_single_unlock(self, Py_ssize_t pos) except -1
 
-cdef class Kernel48(LockPolicy):
-    cdef public bint debug
-    cdef public list classes, migrate
-    cdef public object leaf, compacting, zram
-    cdef int slot_lock(self, Py_ssize_t index) except -1
-    cdef int slot_unlock(self, Py_ssize_t index) except -1
-    cdef int stats_lock(self) except -1
-    cdef int stats_unlock(self) except -1
-    cdef int leaf_lock(self) except -1
-    cdef int leaf_unlock(self) except -1
-    cdef int class_lock(self, Py_ssize_t pos) except -1
-    cdef int class_unlock(self, Py_ssize_t pos) except -1
+cdef class Kernel48(KernelLocks):
+    cdef public list migrate
     cdef int free_enter(self, Py_ssize_t row) except -1
     cdef int free_locked(self, Py_ssize_t z, Py_ssize_t pos) except -1
     cdef int free_exit(self, Py_ssize_t z, Py_ssize_t pos, Py_ssize_t row) except -1
@@ -109,8 +101,6 @@ cdef class Kernel48(LockPolicy):
     cdef int access_locked(self, Py_ssize_t z) except -1
     cdef int access_exit(self, Py_ssize_t z, Py_ssize_t row) except -1
     cdef int access_abort(self, Py_ssize_t row) except -1
-    cdef bint compaction_begin(self) except -1
-    cdef int compaction_end(self) except -1
     cdef int compact_class_lock(self, Py_ssize_t pos) except -1
     cdef int compact_class_unlock(self, Py_ssize_t pos) except -1
     cdef int compaction_yield(self, Py_ssize_t pos) except -1

@@ -3,7 +3,7 @@
 Lock order (Kernel: the "lock ordering" comment of mm/zsmalloc.c; 4.8 from the 2016 patch)::
 
     6.18    page lock -> pool->lock (rwlock) -> class->lock -> zspage->lock (rw)
-    4.8     page lock -> zspage migrate lock (rw) -> class->lock -> handle pin (tried only)
+    4.8     [isolation] -> zspage migrate lock (rw) -> class->lock -> handle pin (tried only)
             zs_free and zs_map_object take the pin first, blocking; migration and compaction
             only ever *try* it, so they cannot deadlock against them.
     tuned   class "single allocator" lock -> class->lock (then as 6.18)
@@ -19,7 +19,7 @@ hook does)::
     free        pool(r) -> class, pool dropped            pin -> migrate(r) -> class
     read/write  pool(r) -> zspage(r), pool dropped        pin -> migrate(r)
     compact     pool(w) -> class -> zspage(w) *try*       class; handles *try*-pinned
-    migrate     page -> pool(w) -> class -> zspage(w) try page -> migrate(w) -> class -> try pins
+    migrate     page -> pool(w) -> class -> zspage(w) try isolate -> migrate(w) -> class -> try pins
 
 Policies, chosen once per pool from ``concurrent=`` and the profile:
 
@@ -37,7 +37,7 @@ Policies, chosen once per pool from ``concurrent=`` and the profile:
     ``lock_debug=True`` asserts the order on every acquisition (``LockOrderError``).
 
 Trylocks cannot deadlock and are exempt from the order check, as in lockdep.
-Costs: Atomic compiled, two stores an operation; pure, one uncontended mutex. The kernel
+Costs: Atomic compiled, three stores an operation; pure, one uncontended mutex. The kernel
 policies: one Python lock call per lock taken (about 0.1 us).
 """
 
@@ -409,21 +409,18 @@ def _yield_cpu() -> None:
         pass
 
 
-class Kernel618(LockPolicy):
-    """The 6.18 locks: pool rwlock, class spinlocks, zspage rw locks (striped), leaf."""
+class KernelLocks(LockPolicy):
+    """What every kernel policy takes the same way: class spinlocks, the leaf (slab + page
+    allocator), zram's slot and statistics locks, one compaction at a time."""
 
-    def __init__(self, nclasses: int, debug: bool = False, pinning: bool = False):
+    def __init__(self, name: str, nclasses: int, debug: bool):
         LockPolicy.__init__(self)
-        self.name = "6.18"
+        self.name = name
         self.fine = True
         self.debug = debug
-        self.pool = RWLock("pool->lock", LVL_POOL, debug)
         self.classes = [make_mutex(f"class[{i}]->lock", LVL_CLASS, debug) for i in range(nclasses)]
         self.leaf = make_mutex("alloc-leaf (slab + page allocator)", LVL_LEAF, debug)
-        self.stripes = [make_mutex(f"zspage-lock[{i}]", LVL_ZSPAGE, debug) for i in range(_STRIPES)]
-        self.readers = {}                    # zspage -> readers (-1: a writer)
         self.compacting = threading.Lock()
-        self.pins = PinTable() if pinning else None
         self.zram = _ZramLocks(debug)
 
     def slot_lock(self, index: cython.Py_ssize_t) -> cython.int:
@@ -457,6 +454,24 @@ class Kernel618(LockPolicy):
     def class_unlock(self, pos: cython.Py_ssize_t) -> cython.int:
         self.classes[pos].release()
         return 0
+
+    def compaction_begin(self) -> cython.bint:
+        return self.compacting.acquire(False)
+
+    def compaction_end(self) -> cython.int:
+        self.compacting.release()
+        return 0
+
+
+class Kernel618(KernelLocks):
+    """The 6.18 locks: pool rwlock, class spinlocks, zspage rw locks (striped), leaf."""
+
+    def __init__(self, nclasses: int, debug: bool = False, pinning: bool = False):
+        KernelLocks.__init__(self, "6.18", nclasses, debug)
+        self.pool = RWLock("pool->lock", LVL_POOL, debug)
+        self.stripes = [make_mutex(f"zspage-lock[{i}]", LVL_ZSPAGE, debug) for i in range(_STRIPES)]
+        self.readers = {}                    # zspage -> readers (-1: a writer)
+        self.pins = PinTable() if pinning else None
 
     def free_enter(self, row: cython.Py_ssize_t) -> cython.int:
         self.pool.acquire_read()
@@ -502,13 +517,6 @@ class Kernel618(LockPolicy):
 
     def access_abort(self, row: cython.Py_ssize_t) -> cython.int:
         self.pool.release_read()
-        return 0
-
-    def compaction_begin(self) -> cython.bint:
-        return self.compacting.acquire(False)
-
-    def compaction_end(self) -> cython.int:
-        self.compacting.release()
         return 0
 
     def compact_class_lock(self, pos: cython.Py_ssize_t) -> cython.int:
@@ -579,52 +587,13 @@ class Tuned(Kernel618):
         return 0
 
 
-class Kernel48(LockPolicy):
+class Kernel48(KernelLocks):
     """The 4.8 locks: handle pins, per-zspage migrate rwlocks (striped), class spinlocks."""
 
     def __init__(self, nclasses: int, debug: bool = False, pinning: bool = True):
-        LockPolicy.__init__(self)
-        self.name = "4.8"
-        self.fine = True
-        self.debug = debug
-        self.classes = [make_mutex(f"class[{i}]->lock", LVL_CLASS, debug) for i in range(nclasses)]
-        self.leaf = make_mutex("alloc-leaf (slab + page allocator)", LVL_LEAF, debug)
+        KernelLocks.__init__(self, "4.8", nclasses, debug)
         self.migrate = [RWLock(f"zspage-migrate[{i}]", LVL_MIGRATE, debug) for i in range(_STRIPES)]
         self.pins = PinTable()
-        self.compacting = threading.Lock()
-        self.zram = _ZramLocks(debug)
-
-    def slot_lock(self, index: cython.Py_ssize_t) -> cython.int:
-        self.zram.slots[index % _SLOT_STRIPES].acquire()
-        return 0
-
-    def slot_unlock(self, index: cython.Py_ssize_t) -> cython.int:
-        self.zram.slots[index % _SLOT_STRIPES].release()
-        return 0
-
-    def stats_lock(self) -> cython.int:
-        self.zram.stats.acquire()
-        return 0
-
-    def stats_unlock(self) -> cython.int:
-        self.zram.stats.release()
-        return 0
-
-    def leaf_lock(self) -> cython.int:
-        self.leaf.acquire()
-        return 0
-
-    def leaf_unlock(self) -> cython.int:
-        self.leaf.release()
-        return 0
-
-    def class_lock(self, pos: cython.Py_ssize_t) -> cython.int:
-        self.classes[pos].acquire()
-        return 0
-
-    def class_unlock(self, pos: cython.Py_ssize_t) -> cython.int:
-        self.classes[pos].release()
-        return 0
 
     def free_enter(self, row: cython.Py_ssize_t) -> cython.int:
         self.pins.pin(row)
@@ -660,13 +629,6 @@ class Kernel48(LockPolicy):
 
     def access_abort(self, row: cython.Py_ssize_t) -> cython.int:
         self.pins.unpin(row)
-        return 0
-
-    def compaction_begin(self) -> cython.bint:
-        return self.compacting.acquire(False)
-
-    def compaction_end(self) -> cython.int:
-        self.compacting.release()
         return 0
 
     def compact_class_lock(self, pos: cython.Py_ssize_t) -> cython.int:

@@ -44,6 +44,7 @@ cdef class Pool(Allocator):
     cdef int zs_free_row(self, Py_ssize_t row, unsigned long long handle) except -1
     cdef int write_row(self, Py_ssize_t row, unsigned long long handle, object src, Py_ssize_t n) except -1
     cdef bytes read_row(self, Py_ssize_t row, unsigned long long handle, Py_ssize_t n)
+    cdef unsigned long long access_begin(self, Py_ssize_t row, unsigned long long handle, Py_ssize_t n, bint writing) except? 0
     cdef unsigned long long _handle(self, handle) except 0
     cdef unsigned long long store(self, Py_ssize_t size, object src, Py_ssize_t n) except 0
     cdef void release(self, unsigned long long handle) except *

@@ -340,10 +340,23 @@ class Pool(Allocator):
                   n: cython.Py_ssize_t) -> cython.int:
         """Kernel: zs_obj_write, with its locks (pool read -> zspage read, or pin -> migrate
         read). ``handle`` 0: the caller owns the row and checked ``n``."""
+        zt: ZspageTable = self.zspages
+        obj: cython.ulonglong = self.access_begin(row, handle, n, True)
+        z: cython.Py_ssize_t = zt.frame_zspage[obj_pfn(obj)]
+        obj_write(zt, self.classes[zt.cls[z]], obj, src, n)
+        if self.policy.fine:
+            self.policy.access_exit(z, row)
+        return 0
+
+    def access_begin(self, row: cython.Py_ssize_t, handle: cython.ulonglong,
+                     n: cython.Py_ssize_t, writing: cython.bint) -> cython.ulonglong:
+        """The obj of a live row, with the access locks held (pin -> migrate read, or pool
+        read -> zspage read) until ``access_exit``; ``n`` bytes must fit the allocation.
+        InvalidHandle or ValueError with nothing held. Kernel: the start of zs_obj_write
+        and zs_obj_read_begin (handle_to_obj under the locks)."""
         policy: LockPolicy = self.policy
         fine: cython.bint = policy.fine
         ht: HandleTable = self.handles
-        zt: ZspageTable = self.zspages
         if fine:
             policy.access_enter(row)
         loc: cython.ulonglong = ht.located(row, handle)
@@ -352,16 +365,15 @@ class Pool(Allocator):
                 policy.access_abort(row)
             if not loc:
                 raise InvalidHandle(f"handle {handle!r} is not a live handle of this pool")
-            raise ValueError(f"write of {n} bytes to handle {handle} exceeds its "
-                             f"allocation of {ht.size[row] + 1} bytes")
+            if writing:
+                raise ValueError(f"write of {n} bytes to handle {handle} exceeds its "
+                                 f"allocation of {ht.size[row] + 1} bytes")
+            raise ValueError(f"read length {n} out of range 0..{ht.size[row] + 1} for "
+                             f"handle {handle}")
         obj: cython.ulonglong = loc >> 1
-        z: cython.Py_ssize_t = zt.frame_zspage[obj_pfn(obj)]
         if fine:
-            policy.access_locked(z)
-        obj_write(zt, self.classes[zt.cls[z]], obj, src, n)
-        if fine:
-            policy.access_exit(z, row)
-        return 0
+            policy.access_locked(self.zspages.frame_zspage[obj_pfn(obj)])
+        return obj
 
     def read(self, handle, length=None) -> bytes:
         """Copy ``length`` bytes (default: the size given to malloc) out of the object.
@@ -386,29 +398,14 @@ class Pool(Allocator):
                  n: cython.Py_ssize_t) -> bytes:
         """Kernel: zs_obj_read_begin + copy + zs_obj_read_end, with their locks. ``n`` -1:
         the size given to malloc. ``handle`` 0: the caller owns the row and checked ``n``."""
-        policy: LockPolicy = self.policy
-        fine: cython.bint = policy.fine
-        ht: HandleTable = self.handles
         zt: ZspageTable = self.zspages
-        if fine:
-            policy.access_enter(row)
-        loc: cython.ulonglong = ht.located(row, handle)
-        if not loc or n > ht.size[row] + 1:
-            if fine:
-                policy.access_abort(row)
-            if not loc:
-                raise InvalidHandle(f"handle {handle!r} is not a live handle of this pool")
-            raise ValueError(f"read length {n} out of range 0..{ht.size[row] + 1} for "
-                             f"handle {handle}")
+        obj: cython.ulonglong = self.access_begin(row, handle, n, False)
         if n < 0:
-            n = ht.size[row] + 1
-        obj: cython.ulonglong = loc >> 1
+            n = self.handles.size[row] + 1
         z: cython.Py_ssize_t = zt.frame_zspage[obj_pfn(obj)]
-        if fine:
-            policy.access_locked(z)
         out = obj_read(zt, self.classes[zt.cls[z]], obj, n)
-        if fine:
-            policy.access_exit(z, row)
+        if self.policy.fine:
+            self.policy.access_exit(z, row)
         return out
 
     # -- the allocator protocol (zram's slot layer; the caller is inside an operation) ----

@@ -85,4 +85,3 @@ cdef class ZspageTable:
     cpdef bint on_list(self, Py_ssize_t z)
     cpdef Py_ssize_t isolated_count(self, Py_ssize_t z)
     cpdef Py_ssize_t trim(self)
-    cpdef Py_ssize_t trim(self)
