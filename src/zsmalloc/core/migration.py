@@ -150,10 +150,7 @@ def _target_frame(pool: Pool, target, avoid_chunk: cython.Py_ssize_t) -> cython.
                 raise ValueError(f"target frame {target!r} must be an int")
             arena.take_frame(target)
             new = target
-        # the per-frame columns must cover the new frame before anyone writes them (a frame
-        # from a fresh chunk is past them: this check was once skipped for the arena's choice)
-        if new >= pool.zspages.frame_cap:
-            pool.zspages._grow_frames(new + 1)
+        pool.zspages.cover_frame(new)
         return new
     finally:
         policy.leaf_unlock()

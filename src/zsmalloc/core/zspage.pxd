@@ -55,7 +55,7 @@ cdef class ZspageTable:
     cdef void _resize_rows(self, Py_ssize_t n) except *
     cdef void _resize_frames(self, Py_ssize_t n) except *
     cdef void _grow_rows(self) except *
-    cdef void _grow_frames(self, Py_ssize_t need) except *
+    cpdef void cover_frame(self, Py_ssize_t pfn) except *
     cdef Py_ssize_t _new_row(self, ClassState cls) except -1
     cpdef Py_ssize_t create(self, ClassState cls) except -1
     cpdef release(self, ClassState cls, Py_ssize_t z)

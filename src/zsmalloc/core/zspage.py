@@ -237,9 +237,12 @@ class ZspageTable:
         self._bind()
         self.frame_cap = n
 
-    def _grow_frames(self, need: cython.Py_ssize_t) -> None:
-        """Cover frames 0..need-1 (the arena grew)."""
-        self._resize_frames(max(need, 2 * self.frame_cap, 512))
+    def cover_frame(self, pfn: cython.Py_ssize_t) -> None:
+        """Make the per-frame columns reach frame ``pfn`` (the arena may hand out a frame of
+        a chunk never used before). Every path that takes a frame from the arena calls this
+        before writing the frame's fields. Under the leaf lock."""
+        if pfn >= self.frame_cap:
+            self._resize_frames(max(pfn + 1, 2 * self.frame_cap, 512))
 
     def _new_row(self, cls: ClassState) -> cython.Py_ssize_t:
         z: cython.Py_ssize_t
@@ -280,9 +283,7 @@ class ZspageTable:
                 arena.free_frame(pfns[k])
             raise
         z: cython.Py_ssize_t = self._new_row(cls)
-        top: cython.Py_ssize_t = max(pfns)      # frames come from any chunk, in any order
-        if top >= self.frame_cap:
-            self._grow_frames(top + 1)
+        self.cover_frame(max(pfns))              # frames come from any chunk, in any order
         P: cython.Py_ssize_t = self.page_size
         size: cython.Py_ssize_t = cls.size
         pfn: cython.Py_ssize_t

@@ -7,7 +7,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from .specs import RunSpec
+from .specs import ReportError, RunSpec
 
 __all__ = ["RunResult", "run_spec", "zblock_waste"]
 
@@ -84,7 +84,9 @@ def run_spec(spec: RunSpec, records: list, *, samples: int = 400, keep_classes: 
                 res.samples.append((k + 1, z.mm_stat().mem_used_total // P))
             if on_progress is not None and k % tick == 0:
                 on_progress(k)
-        z = rp._zram()
+        z = rp.zram
+        if z is None:
+            raise ReportError("the workload has no zram records to replay")
         m = z.mm_stat()
         res.samples.append((n, m.mem_used_total // P))
         res.mm_stat = m
